@@ -1,0 +1,64 @@
+# voc_yolo: `make pipeline` to reproduce, `make test` to check, `make help` for the rest.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(abspath $(VENV))/bin
+STAMP := $(VENV)/.installed
+export PATH := $(BIN):$(PATH)
+export WANDB_MODE ?= offline
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): settings.ini setup.py
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "voc_yolo (python3)" >/dev/null
+	@$(MAKE) --no-print-directory hooks
+	@touch $(STAMP)
+
+install: $(STAMP) ## create .venv and install voc_yolo with its dev tools (once)
+
+hooks: ## nbdev's git/jupyter hooks, plus a pre-commit hook that keeps notebooks clean
+	@if git rev-parse --git-dir >/dev/null 2>&1; then \
+	  $(BIN)/nbdev_install_hooks >/dev/null; \
+	  printf '#!/bin/bash\n# installed by make hooks: notebooks are committed clean (nbdev_clean)\n$(BIN)/nbdev_clean && git diff --quiet -- "*.ipynb" || { echo "nbdev_clean changed notebooks: review and git add them"; exit 1; }\n' > "$$(git rev-parse --git-dir)/hooks/pre-commit"; \
+	  chmod +x "$$(git rev-parse --git-dir)/hooks/pre-commit"; fi
+
+pipeline: install ## reproduce the whole pipeline (dvc repro)
+	dvc repro
+
+export: install ## notebooks -> voc_yolo/ (nbdev_export)
+	nbdev_export
+
+clean-nbs: install ## strip notebook outputs/metadata (nbdev_clean)
+	nbdev_clean
+
+readme: install ## nbs/index.ipynb -> README.md (no Quarto needed)
+	python tools/make_readme.py
+
+lint: install ## ruff over notebooks, tests and tools
+	ruff check nbs tests tools
+
+nbtest: install ## run the library notebooks' tests (nbdev_test)
+	nbdev_test --n_workers 2
+
+pytest: install ## integration and end-to-end tests
+	python -m pytest -q --durations=10
+
+test: install lint nbtest pytest ## the full test suite
+
+check-clean: install ## fail if nbdev_export or nbdev_clean would change a tracked file
+	nbdev_export && nbdev_clean
+	git diff --exit-code --stat || { echo "nbdev_export/nbdev_clean changed tracked files: run them and commit"; exit 1; }
+
+bench-data: install ## VOC XML -> YOLO labels: voc_yolo vs an Ultralytics-style loop on 17,000 files
+	python tests/bench_data.py --n 17000
+
+lab: install ## JupyterLab on the notebooks
+	jupyter lab --notebook-dir=nbs
+
+.PHONY: help install hooks pipeline export clean-nbs readme lint nbtest pytest test check-clean bench-data lab

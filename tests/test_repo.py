@@ -1,0 +1,64 @@
+"The repository's own contracts: pins, environment.yml, README freshness, params and dvc.yaml agreeing."
+import configparser
+import dataclasses
+import json
+import shutil
+import subprocess
+import sys
+
+import yaml
+
+from conftest import ROOT, run
+from voc_yolo.core import load_params
+from voc_yolo.prepare import PrepareParams
+
+
+def settings():
+    c = configparser.ConfigParser(delimiters=['=']); c.read(ROOT/'settings.ini'); return c['DEFAULT']
+
+
+def test_settings_pins_nbdev2_and_keeps_tags():
+    s = settings()
+    dev = s['dev_requirements'].split()
+    assert 'nbdev>=2.4,<2.5' in dev and 'fastcore>=1.5,<2' in dev and 'execnb<0.2' in dev
+    assert s['allowed_cell_metadata_keys'] == 'tags'
+    assert any(r.startswith('torch>=2.2') for r in s['requirements'].split())
+
+
+def test_environment_yml_mirrors_settings():
+    env = yaml.safe_load((ROOT/'environment.yml').read_text())
+    py = next(d for d in env['dependencies'] if isinstance(d, str) and d.startswith('python='))
+    major_minor = tuple(int(v) for v in py.split('=')[1].split('.')[:2])
+    assert major_minor >= tuple(int(v) for v in settings()['min_python'].split('.'))
+    pip = next(d['pip'] for d in env['dependencies'] if isinstance(d, dict))
+    assert pip == ['-e .[dev]'], 'environment.yml must install the package with the dev extras from settings.ini'
+    assert env['name'] == settings()['lib_name']
+
+
+def test_readme_is_generated_from_index():
+    r = subprocess.run([sys.executable, 'tools/make_readme.py', '--check'], cwd=ROOT, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert (ROOT/'README.md').read_text().startswith('<!-- generated from nbs/index.ipynb')
+
+
+def test_params_file_matches_stage_and_dvc():
+    p = load_params(ROOT/'params/data.yaml', PrepareParams)
+    fields = {f.name for f in dataclasses.fields(PrepareParams)}
+    assert set(yaml.safe_load((ROOT/'params/data.yaml').read_text())) == fields
+    dvc = yaml.safe_load((ROOT/'dvc.yaml').read_text())['stages']['prepare']
+    assert set(dvc['params'][0]['params/data.yaml']) == fields
+    outs = {next(iter(o)) if isinstance(o, dict) else o for o in dvc['outs']}
+    assert {p.out_dir, p.dataset_yaml}.issubset(outs)
+    assert {next(iter(m)) for m in dvc['metrics']} == {p.metrics_path, p.quality_path}
+
+
+def test_nbdev_clean_keeps_papermill_parameters_tag(tmp_path):
+    nb = tmp_path/'stage.ipynb'; shutil.copy(ROOT/'nbs/stages/prepare.ipynb', nb)
+    run(f'nbdev_clean --fname {nb}', ROOT)
+    cells = json.loads(nb.read_text())['cells']
+    assert [c for c in cells if 'parameters' in c.get('metadata', {}).get('tags', [])], 'parameters tag was stripped'
+
+
+def test_no_notebook_outputs_committed():
+    for nb in (ROOT/'nbs/stages').glob('*.ipynb'):
+        assert all(not c.get('outputs') for c in json.loads(nb.read_text())['cells']), f'{nb} has outputs'
