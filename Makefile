@@ -53,7 +53,7 @@ test: install lint nbtest pytest ## the full test suite
 
 check-clean: install ## fail if nbdev_export or nbdev_clean would change a tracked file
 	nbdev_export && nbdev_clean
-	git diff --exit-code --stat || { echo "nbdev_export/nbdev_clean changed tracked files: run them and commit"; exit 1; }
+	@git status --porcelain | grep . && { echo "nbdev_export/nbdev_clean changed or added files (above): run them and commit"; exit 1; } || true
 
 bench-data: install ## VOC XML -> YOLO labels: voc_yolo vs an Ultralytics-style loop on 17,000 files
 	python tests/bench_data.py --n 17000
