@@ -58,7 +58,10 @@ check-clean: install ## fail if nbdev_export or nbdev_clean would change a track
 bench-data: install ## VOC XML -> YOLO labels: voc_yolo vs an Ultralytics-style loop on 17,000 files
 	python tests/bench_data.py --n 17000
 
+bench-train: install ## train stage via DVC + papermill vs the plain `yolo train` CLI, same args, one run (~15 min)
+	python tests/bench_train.py --epochs 12 --repeats 2
+
 lab: install ## JupyterLab on the notebooks
 	jupyter lab --notebook-dir=nbs
 
-.PHONY: help install hooks pipeline export clean-nbs readme lint nbtest pytest test check-clean bench-data lab
+.PHONY: help install hooks pipeline export clean-nbs readme lint nbtest pytest test check-clean bench-data bench-train lab

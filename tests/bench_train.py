@@ -1,0 +1,74 @@
+"""Benchmark: the train stage through DVC + papermill vs the same training through the plain `yolo train` CLI.
+
+In one run, on the same prepared dataset, alternating the two: `dvc repro --force train` in a clean copy of the
+repository (papermill starts a kernel, the stage notebook calls voc_yolo.train) and `yolo train` with the very
+arguments voc_yolo.train.train_args gives Ultralytics. Prints wall times, medians and the ratio.
+Usage: python tests/bench_train.py [--epochs 12] [--repeats 2] [--wandb disabled]
+"""
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def clean_copy(dst: Path) -> Path:
+    "The tracked files of this repository in a fresh git + DVC repo (what a clone has)."
+    ls = ['git', 'ls-files', '-co', '--exclude-standard']
+    files = subprocess.run(ls, cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    for f in files:
+        if (ROOT/f).is_file(): (dst/f).parent.mkdir(parents=True, exist_ok=True); shutil.copy2(ROOT/f, dst/f)
+    sh('git init -q && git add -A && git -c user.email=b@b -c user.name=b commit -qm bench', dst)
+    return dst
+
+
+def sh(cmd: str, cwd: Path, env=None) -> float:
+    "Run `cmd`, fail loudly, return its wall time in seconds."
+    t = time.perf_counter()
+    r = subprocess.run(cmd, cwd=cwd, shell=True, capture_output=True, text=True, env={**os.environ, **(env or {})})
+    if r.returncode: raise SystemExit(f'`{cmd}` failed:\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}')
+    return time.perf_counter() - t
+
+
+def yolo_cli(repo: Path, out: Path) -> str:
+    "The `yolo train` command line equivalent to the stage's run."
+    code = ('from voc_yolo.core import offline_setup; offline_setup(); from voc_yolo.train import TrainParams, train_args; '
+            'from voc_yolo.core import load_params; import json; '
+            f"a = train_args(load_params('params/train.yaml', TrainParams)); a.update(project='{out}', name='plain'); print(json.dumps(a))")
+    args = yaml.safe_load(subprocess.run(['python', '-c', code], cwd=repo, capture_output=True, text=True, check=True).stdout)
+    return 'yolo train ' + ' '.join(f'{k}={v}' for k, v in args.items())
+
+
+def main(epochs: int, repeats: int, wandb: str):
+    with tempfile.TemporaryDirectory() as tmp:
+        repo = clean_copy(Path(tmp)/'repo')
+        p = yaml.safe_load((repo/'params/train.yaml').read_text()) | dict(epochs=epochs, wandb=wandb)
+        (repo/'params/train.yaml').write_text(yaml.safe_dump(p, sort_keys=False))
+        sh('dvc repro prepare', repo)  # not timed: both sides train on this dataset
+        cli = yolo_cli(repo, Path(tmp)/'plain')
+        env = {'YOLO_CONFIG_DIR': str(repo/'.cache/ultralytics'), 'YOLO_OFFLINE': 'true', 'WANDB_MODE': wandb}
+        print(f'training: {epochs} epochs, imgsz {p["imgsz"]}, batch {p["batch"]}, wandb {wandb}; {repeats} repeats each\n{cli}\n')
+        times = {'yolo train (plain CLI)': [], 'dvc repro train (papermill stage)': []}
+        for i in range(repeats):
+            for name in (list(times) if i % 2 == 0 else list(times)[::-1]):  # alternate the order against drift
+                t = sh(cli, repo, env) if name.startswith('yolo') else sh('dvc repro --force --single-item train', repo)
+                times[name].append(t); print(f'  run {i + 1}: {name:36s} {t:7.1f} s', flush=True)
+        med = {k: statistics.median(v) for k, v in times.items()}
+        for k, v in med.items(): print(f'median {k:36s} {v:7.1f} s')
+        plain, stage = med.values()
+        print(f'overhead ratio (stage / plain): {stage / plain:.3f}x  ({stage - plain:+.1f} s)')
+
+
+if __name__ == '__main__':
+    ap = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    ap.add_argument('--epochs', type=int, default=12, help='epochs per training (12 is about 3 minutes on 2 cores)')
+    ap.add_argument('--repeats', type=int, default=2)
+    ap.add_argument('--wandb', default='disabled', help='W&B mode of the stage (the plain CLI has none)')
+    main(**vars(ap.parse_args()))

@@ -1,0 +1,130 @@
+"The train and evaluate stages: W&B offline runs, determinism, resume after a kill, bad input, and DVC experiments."
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+
+from conftest import ROOT, run
+
+
+@pytest.fixture(scope='session')
+def tiny_data(tmp_path_factory):
+    "A prepared 48 + 8 image synthetic dataset at 96 px; returns its dataset yaml."
+    from voc_yolo.prepare import PrepareParams, prepare
+    d = tmp_path_factory.mktemp('data')
+    prepare(PrepareParams(out_dir=f'{d}/ds', dataset_yaml=f'{d}/ds.yaml', source_dir=f'{d}/src', n_train=48, n_test=8,
+                          img_size=96, workers=1, metrics_path=f'{d}/data.json', quality_path=f'{d}/q.json'))
+    return d/'ds.yaml'
+
+
+def tiny_params(data, out, **kw):
+    "TrainParams for a 64 px run writing everything under `out`."
+    return dict(dataset_yaml=str(data), epochs=1, imgsz=64, batch=8, workers=2, wandb='disabled', run_dir=f'{out}/runs/train',
+                weights_path=f'{out}/best.pt', results_csv=f'{out}/results.csv', metrics_path=f'{out}/train.json') | kw
+
+
+def train_process(params, env=None):
+    "Start the training the stage runs, in its own process (group), as the notebook would."
+    code = f"from voc_yolo.train import TrainParams, train; train(TrainParams(**{params!r}))"
+    return subprocess.Popen([sys.executable, '-c', code], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True, env={**os.environ, **(env or {})})
+
+
+def test_wandb_offline_run_holds_config_metrics_and_weights(tiny_data, tmp_path):
+    p = train_process(tiny_params(tiny_data, tmp_path, epochs=2, wandb='offline'), env={'WANDB_DIR': str(tmp_path/'wb')})
+    out, _ = p.communicate(timeout=600)
+    assert p.returncode == 0, out[-3000:]
+    runs = list((tmp_path/'wb/wandb').glob('offline-run-*'))
+    assert len(runs) == 1, runs
+    log = next(runs[0].glob('run-*.wandb')).read_bytes()  # W&B's transaction log: what `wandb sync` uploads
+    # the config (every param, and the arguments Ultralytics got), per-epoch metrics, and the weights artifact
+    for key in (b'wandb_project', b'weights_path', b'"imgsz":64', b'metrics/mAP50(B)', b'train/box_loss', b'lr/pg0',
+                b'train-model', b'best.pt'):
+        assert key in log, key
+    assert 'wandb sync' in (ROOT/'README.md').read_text()
+
+
+def test_two_runs_with_the_same_seed_give_identical_metrics(tiny_data, tmp_path):
+    from voc_yolo.train import TrainParams, train
+    a = train(TrainParams(**tiny_params(tiny_data, tmp_path/'a', epochs=2)))
+    b = train(TrainParams(**tiny_params(tiny_data, tmp_path/'b', epochs=2)))
+    assert a == b
+    assert (tmp_path/'a/train.json').read_bytes() == (tmp_path/'b/train.json').read_bytes()
+    assert (tmp_path/'a/results.csv').read_bytes() == (tmp_path/'b/results.csv').read_bytes()
+
+
+def test_an_interrupted_run_resumes_where_it_stopped(tiny_data, tmp_path):
+    params = tiny_params(tiny_data, tmp_path, epochs=3)
+    csv = tmp_path/'runs/train/results.csv'
+    p = train_process(params)
+    deadline = time.time() + 300
+    while not (csv.exists() and len(csv.read_text().splitlines()) >= 2):  # epoch 1 written, epoch 2 under way
+        assert p.poll() is None and time.time() < deadline, 'training ended before the first epoch was saved'
+        time.sleep(0.1)
+    time.sleep(0.5)
+    os.killpg(p.pid, signal.SIGKILL); p.wait()
+    before = csv.read_text().splitlines()
+    assert len(before) < 4, 'killed too late: the run had finished'
+    p = train_process(params)
+    out, _ = p.communicate(timeout=600)
+    assert p.returncode == 0, out[-3000:]
+    assert 'resuming the interrupted run' in out and 'Resuming training' in out
+    after = csv.read_text().splitlines()
+    assert [r.split(',')[0] for r in after[1:]] == ['1', '2', '3']
+    assert after[:len(before)] == before  # the epochs before the kill were kept, not retrained
+    assert json.loads((tmp_path/'train.json').read_text())['epochs'] == 3
+
+
+def test_bad_input_gives_one_clear_paragraph(tiny_data, tmp_path):
+    from voc_yolo.core import ParamsError
+    from voc_yolo.train import TrainParams, train
+    cases = {'device': ('0', "asks for CUDA GPU(s) 0, but this machine has 0"),
+             'model': ('yolov8s.pt', "needs the internet"),
+             'dataset_yaml': (str(tmp_path/'nope.yaml'), "run the prepare stage first")}
+    for key, (value, msg) in cases.items():
+        if key == 'device' and __import__('torch').cuda.is_available(): continue
+        with pytest.raises((ParamsError, FileNotFoundError), match=msg.replace('(', r'\(').replace(')', r'\)')):
+            train(TrainParams(**tiny_params(tiny_data, tmp_path, **{key: value})))
+    assert not (tmp_path/'runs').exists(), 'nothing starts before the params are checked'
+
+
+def test_stage_notebook_rejects_a_wrongly_typed_parameter(repo_copy):
+    r = run('papermill nbs/stages/train.ipynb out.ipynb -f params/train.yaml -p epochs many', repo_copy, check=False)
+    assert r.returncode != 0 and "key 'epochs' must be int, got str 'many'" in r.stdout + r.stderr
+
+
+def tiny_pipeline(repo):
+    "Shrink every stage's params for a test run."
+    for name, kw in (('data', dict(n_train=24, n_test=8, img_size=96, workers=1)),
+                     ('train', dict(epochs=1, imgsz=64, batch=8, workers=1, wandb='disabled')),
+                     ('evaluate', dict(imgsz=64, pred_conf=0.01))):
+        f = repo/f'params/{name}.yaml'
+        f.write_text(yaml.safe_dump(yaml.safe_load(f.read_text()) | kw, sort_keys=False))
+    run('git add -A && git -c user.email=t@t -c user.name=t commit -qm tiny', repo)
+
+
+def test_dvc_repro_then_an_experiment(repo_copy):
+    tiny_pipeline(repo_copy)
+    run('dvc repro evaluate', repo_copy)
+    m = json.loads((repo_copy/'metrics/eval.json').read_text())
+    assert m['images'] == 8 and 0 <= m['metrics/mAP50(B)'] <= 1
+    assert json.loads((repo_copy/'metrics/train.json').read_text())['epochs'] == 1
+    for f in ('models/best.pt', 'metrics/train_results.csv', 'metrics/eval_pr.csv', 'metrics/eval_confusion.csv',
+              'metrics/eval_per_class.csv', 'reports/figures/evaluate/worst_images.png', 'reports/stages/evaluate.ipynb'):
+        assert (repo_copy/f).is_file(), f
+    assert not list((repo_copy/'data/voc_yolo').rglob('*.cache')), 'Ultralytics caches stay out of the DVC output'
+    assert "didn't change" in run('dvc repro evaluate', repo_copy).stdout
+    run('git add -A && git -c user.email=t@t -c user.name=t commit -qm baseline', repo_copy)
+    run('dvc exp run -S params/train.yaml:epochs=2 --name two-epochs', repo_copy)
+    assert json.loads((repo_copy/'metrics/train.json').read_text())['epochs'] == 2
+    exps = run('dvc exp show --json', repo_copy).stdout
+    assert 'two-epochs' in exps
+    diff = json.loads(run('dvc metrics diff --json', repo_copy).stdout)
+    assert 'metrics/train.json' in diff and diff['metrics/train.json']['epochs'] == {'old': 1, 'new': 2, 'diff': 1}
+    html = run('dvc plots show -o plots_out', repo_copy)
+    assert (repo_copy/'plots_out/index.html').is_file(), html.stdout
