@@ -16,7 +16,7 @@ $(STAMP): settings.ini setup.py
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[dev]'
-	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "voc_yolo (python3)" >/dev/null
+	$(BIN)/python -m ipykernel install --sys-prefix --name voc_yolo --display-name "Python (voc_yolo)" >/dev/null
 	@$(MAKE) --no-print-directory hooks
 	@touch $(STAMP)
 
@@ -46,10 +46,11 @@ lint: install ## ruff over notebooks, tests and tools
 nbtest: install ## run the library notebooks' tests (nbdev_test)
 	nbdev_test --n_workers 2
 
-pytest: install ## integration and end-to-end tests
-	python -m pytest -q --durations=10
+pytest: install ## integration and end-to-end tests, with line coverage of voc_yolo (subprocesses included)
+	rm -f .coverage .coverage.*
+	COVERAGE_FILE=$(CURDIR)/.coverage python -m pytest -q --durations=15 --cov=voc_yolo --cov-report=term
 
-test: install lint nbtest pytest ## the full test suite
+test: install browser lint nbtest pytest ## the full test suite
 
 check-clean: install ## fail if nbdev_export or nbdev_clean would change a tracked file
 	nbdev_export && nbdev_clean
@@ -61,7 +62,16 @@ bench-data: install ## VOC XML -> YOLO labels: voc_yolo vs an Ultralytics-style 
 bench-train: install ## train stage via DVC + papermill vs the plain `yolo train` CLI, same args, one run (~15 min)
 	python tests/bench_train.py --epochs 12 --repeats 2
 
-lab: install ## JupyterLab on the notebooks
-	jupyter lab --notebook-dir=nbs
+docs: install ## the nbdev docs site in _docs/ (needs Quarto: https://quarto.org/docs/get-started/)
+	@command -v quarto >/dev/null || { echo "make docs needs Quarto, which is not installed: get it from https://quarto.org/docs/get-started/ (a .deb/.tar.gz; pip's quarto-cli downloads it at install time), then rerun"; exit 1; }
+	nbdev_docs
 
-.PHONY: help install hooks pipeline export clean-nbs readme lint nbtest pytest test check-clean bench-data bench-train lab
+browser: ## Chromium + chromedriver for the report's browser test (Debian packages; needs root)
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
+	  else echo "install chromium and chromium-driver (sudo apt-get install chromium chromium-driver) for the browser test"; fi; }
+
+lab: install ## JupyterLab on the notebooks
+	jupyter lab --ServerApp.root_dir=. --ServerApp.default_url=/lab/tree/nbs
+
+.PHONY: help install hooks pipeline export clean-nbs readme lint nbtest pytest test check-clean bench-data bench-train docs browser lab

@@ -6,6 +6,7 @@ arguments voc_yolo.train.train_args gives Ultralytics. Prints wall times, median
 Usage: python tests/bench_train.py [--epochs 12] [--repeats 2] [--wandb disabled]
 """
 import argparse
+import json
 import os
 import shutil
 import statistics
@@ -41,8 +42,10 @@ def yolo_cli(repo: Path, out: Path) -> str:
     "The `yolo train` command line equivalent to the stage's run."
     code = ('from voc_yolo.core import offline_setup; offline_setup(); from voc_yolo.train import TrainParams, train_args; '
             'from voc_yolo.core import load_params; import json; '
-            f"a = train_args(load_params('params/train.yaml', TrainParams)); a.update(project='{out}', name='plain'); print(json.dumps(a))")
-    args = yaml.safe_load(subprocess.run(['python', '-c', code], cwd=repo, capture_output=True, text=True, check=True).stdout)
+            "p = load_params('params/train.yaml', TrainParams); "
+            f"a = dict(model=p.model, **train_args(p)); a.update(project='{out}', name='plain'); print(json.dumps(a))")
+    out = subprocess.run(['python', '-c', code], cwd=repo, capture_output=True, text=True, check=True).stdout
+    args = json.loads(out.strip().splitlines()[-1])  # the last line; Ultralytics may log before it
     return 'yolo train ' + ' '.join(f'{k}={v}' for k, v in args.items())
 
 

@@ -18,17 +18,47 @@ def run(cmd, cwd, check=True, **kw):
     return r
 
 
-@pytest.fixture
-def repo_copy(tmp_path):
-    "A fresh git + DVC repository holding the tracked files of this one (what a clean clone has)."
+def clean_copy(dst):
+    "A fresh git + DVC repository at `dst` holding the tracked files of this one (what a clean clone has)."
     ls = ['git', 'ls-files', '-co', '--exclude-standard']
     files = subprocess.run(ls, cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
-    dst = tmp_path/'repo'
     for f in files:
         if (ROOT/f).is_file():
             (dst/f).parent.mkdir(parents=True, exist_ok=True); shutil.copy2(ROOT/f, dst/f)
     run('git init -q && git add -A && git -c user.email=t@t -c user.name=t commit -qm init', dst)
     return dst
+
+
+@pytest.fixture
+def repo_copy(tmp_path):
+    "A clean copy of the repository for one test."
+    return clean_copy(tmp_path/'repo')
+
+
+TINY = {'data': dict(n_train=24, n_test=8, img_size=96, workers=1),
+        'train': dict(epochs=1, imgsz=64, batch=8, workers=1, wandb='disabled'),
+        'evaluate': dict(imgsz=64, pred_conf=0.01),
+        'profile': dict(imgsz=64, batch_sizes=[1, 2], warmup=1, repeats=3),
+        'quantize': dict(imgsz=64, calib_images=8, warmup=1, repeats=3, accuracy_budget=1.0)}
+
+
+def tiny_pipeline(repo):
+    "Shrink every stage's params for a test run, and commit them."
+    import yaml
+    for name, kw in TINY.items():
+        f = repo/f'params/{name}.yaml'
+        f.write_text(yaml.safe_dump(yaml.safe_load(f.read_text()) | kw, sort_keys=False))
+    run('git add -A && git -c user.email=t@t -c user.name=t commit -qm tiny', repo)
+
+
+@pytest.fixture(scope='session')
+def tiny_run(tmp_path_factory):
+    "A clean copy that has run the whole pipeline (`dvc repro`) on tiny params. Tests read it; only test_repro reruns it."
+    import time
+    repo = clean_copy(tmp_path_factory.mktemp('tiny')/'repo')
+    tiny_pipeline(repo)
+    t = time.perf_counter(); out = run('dvc repro', repo).stdout
+    return dict(repo=repo, seconds=time.perf_counter() - t, log=out)
 
 
 @pytest.fixture(scope='session')

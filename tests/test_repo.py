@@ -6,6 +6,7 @@ import shutil
 import subprocess
 import sys
 
+import pytest
 import yaml
 
 from conftest import ROOT, run
@@ -62,3 +63,35 @@ def test_nbdev_clean_keeps_papermill_parameters_tag(tmp_path):
 def test_no_notebook_outputs_committed():
     for nb in (ROOT/'nbs/stages').glob('*.ipynb'):
         assert all(not c.get('outputs') for c in json.loads(nb.read_text())['cells']), f'{nb} has outputs'
+
+
+STAGE_PARAMS = {'prepare': ('data', 'voc_yolo.prepare', 'PrepareParams'), 'train': ('train', 'voc_yolo.train', 'TrainParams'),
+                'evaluate': ('evaluate', 'voc_yolo.evaluate', 'EvalParams'), 'profile': ('profile', 'voc_yolo.profile', 'ProfileParams'),
+                'quantize': ('quantize', 'voc_yolo.quantize', 'QuantizeParams'), 'report': ('report', 'voc_yolo.report', 'ReportParams')}
+
+
+def notebook_defaults(stage):
+    "The parameters cell of a stage notebook as {name: default}."
+    import ast
+    cells = json.loads((ROOT/f'nbs/stages/{stage}.ipynb').read_text())['cells']
+    cell = next(c for c in cells if 'parameters' in c['metadata'].get('tags', []))
+    tree = ast.parse(''.join(cell['source']))
+    return {n.target.id: ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.AnnAssign)}
+
+
+@pytest.mark.parametrize('stage', list(STAGE_PARAMS))
+def test_every_stage_agrees_on_its_params(stage):
+    "dataclass fields = params file keys = dvc.yaml params = notebook parameters, and notebook defaults = params values."
+    import importlib
+    name, module, cls = STAGE_PARAMS[stage]
+    cls = getattr(importlib.import_module(module), cls)
+    fields = {f.name for f in dataclasses.fields(cls)}
+    values = yaml.safe_load((ROOT/f'params/{name}.yaml').read_text())
+    assert set(values) == fields
+    load_params(ROOT/f'params/{name}.yaml', cls)  # types check
+    dvc = yaml.safe_load((ROOT/'dvc.yaml').read_text())['stages'][stage]
+    assert set(dvc['params'][0][f'params/{name}.yaml']) == fields
+    assert f'-f params/{name}.yaml' in dvc['cmd'] and f'nbs/stages/{stage}.ipynb' in dvc['cmd']
+    defaults = notebook_defaults(stage)
+    assert defaults.pop('params_file') == f'params/{name}.yaml'
+    assert defaults == values, 'the notebook defaults (used in JupyterLab) differ from the params file (used by DVC)'

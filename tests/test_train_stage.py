@@ -7,9 +7,8 @@ import sys
 import time
 
 import pytest
-import yaml
 
-from conftest import ROOT, run
+from conftest import ROOT, run, tiny_pipeline
 
 
 @pytest.fixture(scope='session')
@@ -96,16 +95,6 @@ def test_bad_input_gives_one_clear_paragraph(tiny_data, tmp_path):
 def test_stage_notebook_rejects_a_wrongly_typed_parameter(repo_copy):
     r = run('papermill nbs/stages/train.ipynb out.ipynb -f params/train.yaml -p epochs many', repo_copy, check=False)
     assert r.returncode != 0 and "key 'epochs' must be int, got str 'many'" in r.stdout + r.stderr
-
-
-def tiny_pipeline(repo):
-    "Shrink every stage's params for a test run."
-    for name, kw in (('data', dict(n_train=24, n_test=8, img_size=96, workers=1)),
-                     ('train', dict(epochs=1, imgsz=64, batch=8, workers=1, wandb='disabled')),
-                     ('evaluate', dict(imgsz=64, pred_conf=0.01))):
-        f = repo/f'params/{name}.yaml'
-        f.write_text(yaml.safe_dump(yaml.safe_load(f.read_text()) | kw, sort_keys=False))
-    run('git add -A && git -c user.email=t@t -c user.name=t commit -qm tiny', repo)
 
 
 def test_dvc_repro_then_an_experiment(repo_copy):

@@ -1,0 +1,41 @@
+"""The nbdev docs site up to Quarto: config valid and naming pages that exist, nbdev's processing of every notebook,
+`make docs` without Quarto."""
+import shutil
+
+import yaml
+
+from conftest import ROOT, run
+
+
+def test_docs_config_names_pages_that_exist():
+    quarto = yaml.safe_load((ROOT/'nbs/_quarto.yml').read_text())
+    assert quarto['project']['type'] == 'website' and set(quarto['metadata-files']) == {'nbdev.yml', 'sidebar.yml'}
+    for item in quarto['website']['navbar']['left']: assert (ROOT/'nbs'/item['href']).is_file(), item
+    nbdev_yml = yaml.safe_load((ROOT/'nbs/nbdev.yml').read_text())
+    assert nbdev_yml['website']['title'] == 'voc_yolo' and nbdev_yml['project']['output-dir'] == '_docs'
+    def pages(items):
+        for it in items: yield from pages(it['contents']) if isinstance(it, dict) else [it]
+    listed = list(pages(yaml.safe_load((ROOT/'nbs/sidebar.yml').read_text())['website']['sidebar']['contents']))
+    for page in listed: assert (ROOT/'nbs'/page).is_file(), page
+    library = {p.name for p in (ROOT/'nbs').glob('[0-9]*.ipynb')}
+    assert library <= set(listed), f'notebooks missing from the sidebar: {library - set(listed)}'
+
+
+def test_nbdev_processes_every_notebook_for_quarto(repo_copy):
+    "What `nbdev_docs` does before it calls Quarto: sidebar, module index, and nbdev's processors (show_doc included)."
+    code = ('from nbdev.serve import proc_nbs; from nbdev.doclinks import _build_modidx; _build_modidx(); '
+            'print(proc_nbs("nbs", n_workers=1, force=True))')
+    run(f'python -c \'{code}\'', repo_copy)
+    proc = repo_copy/'_proc'
+    for nb in (repo_copy/'nbs').glob('*.ipynb'): assert (proc/nb.name).is_file(), nb.name
+    import nbformat
+    page = nbformat.read(proc/'03_train.ipynb', 4)
+    text = '\n'.join(c.source for c in page.cells) + '\n'.join(str(o) for c in page.cells for o in c.get('outputs', []))
+    for fn in ('resolve_device', 'resolve_model', 'train_args', 'resumable_checkpoint', 'train'):
+        assert f'### {fn}' in text, f'no show_doc entry for {fn}'
+
+
+def test_make_docs_without_quarto_says_how_to_install_it(tmp_path):
+    if shutil.which('quarto'): return  # where Quarto exists, `make docs` builds the site instead
+    r = run('make docs', ROOT, check=False)
+    assert r.returncode != 0 and 'https://quarto.org' in r.stdout + r.stderr

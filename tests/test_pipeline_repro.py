@@ -1,0 +1,41 @@
+"The whole pipeline on a clean clone (tiny params): every stage runs, a second repro is a no-op, and a rerun gives the same numbers."
+import json
+import shutil
+import time
+
+from conftest import run
+
+ACCURACY = ('metrics/data.json', 'metrics/train.json', 'metrics/eval.json', 'metrics/eval_per_class.csv', 'metrics/train_results.csv')
+
+
+def test_every_stage_ran(tiny_run):
+    for stage in ('prepare', 'train', 'evaluate', 'profile', 'quantize', 'report'):
+        assert f"Running stage '{stage}'" in tiny_run['log'], stage
+    assert 'Data and pipelines are up to date' in run('dvc status', tiny_run['repo']).stdout
+    print(f"tiny pipeline: {tiny_run['seconds']:.0f} s")
+
+
+def test_second_repro_is_a_fast_no_op(tiny_run):
+    t = time.perf_counter(); out = run('dvc repro', tiny_run['repo']).stdout; dt = time.perf_counter() - t
+    assert 'Running stage' not in out, out
+    assert dt < 3, f'dvc repro with nothing to do took {dt:.1f} s'
+
+
+def test_cli_runs_the_same_function_as_the_notebook(tiny_run, tmp_path):
+    repo = tiny_run['repo']
+    p = json.loads(json.dumps(__import__('yaml').safe_load((repo/'params/evaluate.yaml').read_text())))
+    csvs = {k: str(tmp_path/f'{k}.csv') for k in ('per_class_csv', 'pr_csv', 'confusion_csv', 'errors_csv')}
+    p.update(metrics_path=str(tmp_path/'eval.json'), speed_path=str(tmp_path/'speed.json'), figures_dir=str(tmp_path/'fig'),
+             run_dir=str(tmp_path/'run'), **csvs)
+    (tmp_path/'evaluate.yaml').write_text(json.dumps(p))
+    run(f'voc-yolo evaluate --params {tmp_path}/evaluate.yaml', repo)
+    assert (tmp_path/'eval.json').read_bytes() == (repo/'metrics/eval.json').read_bytes()
+    r = run('voc-yolo train --params params/nowhere.yaml', repo, check=False)
+    assert r.returncode == 2 and 'params file not found' in r.stderr
+
+
+def test_rerun_gives_byte_identical_accuracy_metrics(tiny_run, tmp_path):
+    repo = tiny_run['repo']
+    for f in ACCURACY: (tmp_path/f).parent.mkdir(parents=True, exist_ok=True); shutil.copy(repo/f, tmp_path/f)
+    run('dvc repro --force evaluate', repo)  # prepare, train and evaluate again, from scratch
+    for f in ACCURACY: assert (repo/f).read_bytes() == (tmp_path/f).read_bytes(), f

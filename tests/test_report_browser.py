@@ -1,0 +1,46 @@
+"""The HTML report in a real headless Chromium: it renders from disk with no network, no broken image, no console error,
+and the numbers of the metrics files."""
+import json
+import shutil
+
+import pytest
+
+from conftest import ROOT
+
+CHROMIUM, DRIVER = shutil.which('chromium'), shutil.which('chromedriver')
+
+
+@pytest.fixture(scope='module')
+def browser():
+    if not (CHROMIUM and DRIVER):
+        pytest.fail('chromium and chromedriver are needed: `make browser` (or apt-get install -y chromium chromium-driver)')
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    opts = webdriver.ChromeOptions(); opts.binary_location = CHROMIUM
+    for a in ('--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--window-size=1280,900',
+              '--proxy-server=127.0.0.1:9', '--proxy-bypass-list=<-loopback>'):  # no network: any fetch would fail loudly
+        opts.add_argument(a)
+    opts.set_capability('goog:loggingPrefs', {'browser': 'ALL'})
+    d = webdriver.Chrome(service=Service(DRIVER), options=opts)
+    yield d
+    d.quit()
+
+
+def test_report_opens_from_disk_with_its_numbers(tiny_run, browser, tmp_path):
+    repo = tiny_run['repo']
+    browser.get((repo/'reports/index.html').as_uri())
+    imgs = browser.execute_script("return Array.from(document.images).map(i => [i.alt, i.complete && i.naturalWidth > 0])")
+    assert len(imgs) >= 8 and all(ok for _, ok in imgs), imgs
+    errors = [e for e in browser.get_log('browser') if e['level'] == 'SEVERE']
+    assert not errors, errors
+    m = json.loads((repo/'metrics/eval.json').read_text())
+    assert browser.find_element('id', 'map50').text == str(m['metrics/mAP50(B)'])
+    assert browser.find_element('id', 'deployed').text == json.loads((repo/'models/deploy.json').read_text())['variant']
+    assert browser.find_elements('css selector', '.missing') == [], 'every section has its data'
+    assert browser.save_screenshot(str(tmp_path/'report.png')) and (tmp_path/'report.png').stat().st_size > 10_000
+    links = browser.execute_script("return Array.from(document.querySelectorAll('#stages a')).map(a => a.href)")
+    assert len(links) == 5
+    browser.get(links[1])  # a rendered stage notebook: code hidden until asked for
+    assert browser.find_element('id', 'toggle-code').text == 'show code'
+    assert not [e for e in browser.get_log('browser') if e['level'] == 'SEVERE' and 'file://' in e['message']]
+    shutil.copy(tmp_path/'report.png', ROOT/'.cache'/'report_screenshot.png') if (ROOT/'.cache').is_dir() else None
