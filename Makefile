@@ -72,6 +72,6 @@ browser: ## Chromium + chromedriver for the report's browser test (Debian packag
 	  else echo "install chromium and chromium-driver (sudo apt-get install chromium chromium-driver) for the browser test"; fi; }
 
 lab: install ## JupyterLab on the notebooks
-	jupyter lab --ServerApp.root_dir=. --ServerApp.default_url=/lab/tree/nbs
+	jupyter lab --ServerApp.root_dir=. --ServerApp.default_url=/lab/tree/nbs $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
 .PHONY: help install hooks pipeline export clean-nbs readme lint nbtest pytest test check-clean bench-data bench-train docs browser lab

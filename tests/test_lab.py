@@ -47,7 +47,7 @@ def test_lab_lists_notebooks_and_runs_the_project_kernel(tmp_path):
     port = free_port()
     env = {**os.environ, 'JUPYTER_RUNTIME_DIR': str(tmp_path)}
     cmd = [sys.executable, '-m', 'jupyterlab', '--no-browser', '--ip=127.0.0.1', f'--port={port}', f'--IdentityProvider.token={TOKEN}',
-           f'--ServerApp.root_dir={ROOT}']
+           f'--ServerApp.root_dir={ROOT}', *(['--allow-root'] if os.geteuid() == 0 else [])]  # CI runs as root
     lab = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f'http://127.0.0.1:{port}'
     try:

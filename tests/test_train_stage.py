@@ -109,7 +109,7 @@ def test_dvc_repro_then_an_experiment(repo_copy):
     assert not list((repo_copy/'data/voc_yolo').rglob('*.cache')), 'Ultralytics caches stay out of the DVC output'
     assert "didn't change" in run('dvc repro evaluate', repo_copy).stdout
     run('git add -A && git -c user.email=t@t -c user.name=t commit -qm baseline', repo_copy)
-    run('dvc exp run -S params/train.yaml:epochs=2 --name two-epochs', repo_copy)
+    run('dvc exp run evaluate -S params/train.yaml:epochs=2 --name two-epochs', repo_copy)
     assert json.loads((repo_copy/'metrics/train.json').read_text())['epochs'] == 2
     exps = run('dvc exp show --json', repo_copy).stdout
     assert 'two-epochs' in exps
