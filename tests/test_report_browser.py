@@ -5,8 +5,6 @@ import shutil
 
 import pytest
 
-from conftest import ROOT
-
 CHROMIUM, DRIVER = shutil.which('chromium'), shutil.which('chromedriver')
 
 
@@ -43,4 +41,3 @@ def test_report_opens_from_disk_with_its_numbers(tiny_run, browser, tmp_path):
     browser.get(links[1])  # a rendered stage notebook: code hidden until asked for
     assert browser.find_element('id', 'toggle-code').text == 'show code'
     assert not [e for e in browser.get_log('browser') if e['level'] == 'SEVERE' and 'file://' in e['message']]
-    shutil.copy(tmp_path/'report.png', ROOT/'.cache'/'report_screenshot.png') if (ROOT/'.cache').is_dir() else None
