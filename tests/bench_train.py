@@ -8,7 +8,6 @@ Usage: python tests/bench_train.py [--epochs 12] [--repeats 2] [--wandb disabled
 import argparse
 import json
 import os
-import shutil
 import statistics
 import subprocess
 import tempfile
@@ -17,17 +16,7 @@ from pathlib import Path
 
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def clean_copy(dst: Path) -> Path:
-    "The tracked files of this repository in a fresh git + DVC repo (what a clone has)."
-    ls = ['git', 'ls-files', '-co', '--exclude-standard']
-    files = subprocess.run(ls, cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
-    for f in files:
-        if (ROOT/f).is_file(): (dst/f).parent.mkdir(parents=True, exist_ok=True); shutil.copy2(ROOT/f, dst/f)
-    sh('git init -q && git add -A && git -c user.email=b@b -c user.name=b commit -qm bench', dst)
-    return dst
+from conftest import clean_copy  # tests/ is on the path when this script runs
 
 
 def sh(cmd: str, cwd: Path, env=None) -> float:

@@ -1,6 +1,7 @@
 "The train and evaluate stages: W&B offline runs, determinism, resume after a kill, bad input, and DVC experiments."
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -87,7 +88,7 @@ def test_bad_input_gives_one_clear_paragraph(tiny_data, tmp_path):
              'dataset_yaml': (str(tmp_path/'nope.yaml'), "run the prepare stage first")}
     for key, (value, msg) in cases.items():
         if key == 'device' and __import__('torch').cuda.is_available(): continue
-        with pytest.raises((ParamsError, FileNotFoundError), match=msg.replace('(', r'\(').replace(')', r'\)')):
+        with pytest.raises((ParamsError, FileNotFoundError), match=re.escape(msg)):
             train(TrainParams(**tiny_params(tiny_data, tmp_path, **{key: value})))
     assert not (tmp_path/'runs').exists(), 'nothing starts before the params are checked'
 
