@@ -7,6 +7,7 @@ BIN := $(abspath $(VENV))/bin
 STAMP := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 export WANDB_MODE ?= offline
+export YOLO_AUTOINSTALL ?= false
 .DEFAULT_GOAL := help
 
 help: ## list the targets

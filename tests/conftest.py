@@ -8,6 +8,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault('WANDB_MODE', 'disabled')  # DESIGN.md §3: no W&B in tests unless the test is about W&B
+os.environ['YOLO_AUTOINSTALL'] = 'false'  # no run-time pip installs from Ultralytics in any test process (offline_setup sets it too)
 
 
 def run(cmd, cwd, check=True, **kw):
@@ -37,9 +38,9 @@ def repo_copy(tmp_path):
 
 TINY = {'data': dict(n_train=24, n_test=8, img_size=96, workers=1),
         'train': dict(epochs=1, imgsz=64, batch=8, workers=1, wandb='disabled'),
-        'evaluate': dict(imgsz=64, pred_conf=0.01),
-        'profile': dict(imgsz=64, batch_sizes=[1, 2], warmup=1, repeats=3),
-        'quantize': dict(imgsz=64, calib_images=8, warmup=1, repeats=3, accuracy_budget=1.0)}
+        'evaluate': dict(pred_conf=0.01),  # imgsz: from the weights (trained at 64)
+        'profile': dict(batch_sizes=[1, 2], warmup=1, repeats=3),
+        'quantize': dict(calib_images=8, warmup=1, repeats=3, accuracy_budget=1.0)}
 
 
 def tiny_pipeline(repo):

@@ -27,7 +27,7 @@ def broken_devkit(small_devkit, tmp_path):
     edit(A/'000004.xml', lambda b: re.sub(rb'<xmax>\d+</xmax>', b'<xmax>1</xmax>', b, count=1))     # zero_area_box
     edit(A/'000005.xml', lambda b: re.sub(rb'<name>\w+</name>', b'<name>unicorn</name>', b, count=1))  # unknown_class
     (J/'000006.jpg').unlink()                                                                 # missing_image
-    (J/'000007.jpg').write_bytes(b'this is not a jpeg')                                       # corrupt_image
+    (J/'000007.jpg').write_bytes(b'this is not a jpeg')                                       # not_an_image
     edit(J/'000008.jpg', lambda b: b[:len(b)//2])                                             # truncated_image
     edit(A/'000009.xml', lambda b: re.sub(rb'<width>\d+</width>', b'<width>999</width>', b))  # size_mismatch
     (A/'000010.xml').unlink()                                                                 # missing_annotation
@@ -38,7 +38,7 @@ def test_every_problem_is_counted_with_its_decision(broken_devkit, tmp_path):
     res = convert_devkit(broken_devkit, tmp_path/'out', workers=1)
     q = quality_report(res)
     counts = {k: v['count'] for k, v in q['issues'].items()}
-    assert counts == dict(malformed_xml=1, missing_annotation=1, missing_image=1, corrupt_image=1, truncated_image=1,
+    assert counts == dict(malformed_xml=1, missing_annotation=1, missing_image=1, not_an_image=1, truncated_image=1,
                           missing_size=1, size_mismatch=1, missing_bndbox=1, unknown_class=1, zero_area_box=1,
                           box_outside_image=1)
     assert (q['images_listed'], q['images_skipped']) == (18, 5)

@@ -13,7 +13,7 @@ def test_dvc_repro_through_profile_and_quantize(tiny_run):
     assert deploy['variant'] == q['deployed'] and (repo/deploy['path']).exists()
     prof = json.loads((repo/'metrics/profile.json').read_text())
     for k, v in prof['latency'].items(): assert 0 < v['median_ms'] <= v['p90_ms'], (k, v)
-    assert prof['machine']['gemm_roof_gflops_per_s'] > 0 and prof['model']['gflops'] > 0
+    assert prof['model']['gflops'] > 0 and prof['roofs']['fp32']['gflops_per_s'] > 0
     assert (repo/'reports/profile/trace.json').stat().st_size > 1000
 
 
@@ -25,3 +25,26 @@ def test_quantize_errors_name_the_problem(repo_copy):
     for args, msg in cases.items():
         r = run(f'{pm} {args}', repo_copy, check=False)
         assert r.returncode != 0 and msg in r.stdout + r.stderr, (args, (r.stdout + r.stderr)[-2000:])
+
+
+def test_no_backend_passes_the_roof_of_its_precision(tiny_run):
+    "Each latency row is compared with the GEMM peak of the precision it ran at, and none passes it by more than 10%."
+    prof = json.loads((tiny_run['repo']/'metrics/profile.json').read_text())
+    print('roofs, GFLOP/s:', {k: v['gflops_per_s'] for k, v in prof['roofs'].items()}, '|', prof['roof_method'])
+    for k, v in prof['latency'].items():
+        print(f"{k:28s} {v['precision']:5s} {v['gflops_per_s']:8.1f} GFLOP/s, share {v['roof_share']}")
+        if v['precision'] not in prof['roofs']: assert v['roof_share'] is None; continue
+        assert v['roof_gflops_per_s'] == prof['roofs'][v['precision']]['gflops_per_s']
+        assert 0 < v['roof_share'] <= 1.1, (k, v, prof['roofs'])
+    assert prof['roof_warning'] is None
+    assert 'best of' in prof['roof_method'] and 'oneDNN' in prof['roof_method']
+
+
+def test_deployed_model_carries_its_input_size_and_class_names(tiny_run):
+    import yaml
+    from voc_yolo.runtime import model_metadata
+    repo = tiny_run['repo']
+    meta = model_metadata(repo/'models/deploy')
+    names = yaml.safe_load((repo/'data/voc_yolo.yaml').read_text())['names']
+    assert meta['imgsz'] == [64, 64] and meta['names'] == names, meta
+    assert json.loads((repo/'models/deploy.json').read_text())['imgsz'] == 64

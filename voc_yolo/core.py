@@ -11,7 +11,7 @@ import yaml
 
 # %% auto #0
 __all__ = ['CACHE_DIR', 'repo_root', 'abs_path', 'rel_path', 'cache_dir', 'ParamsError', 'check_params', 'load_params',
-           'stage_params', 'seed_everything', 'get_logger', 'offline_setup']
+           'stage_params', 'seed_everything', 'get_logger', 'offline_setup', 'pil_open']
 
 # %% ../nbs/00_core.ipynb #25efdfba
 def repo_root(start:Path|str|None=None, # where to start looking (default: the working directory)
@@ -140,10 +140,11 @@ def _local_font()->Path:
 def offline_setup(root:Path|None=None, # repository root (default: `repo_root()`)
                   wandb_mode:str|None=None, # offline | online | disabled (default: keep $WANDB_MODE, else offline)
                  )->Path:
-    "Make Ultralytics and W&B safe offline; return Ultralytics' config dir."
+    "Make Ultralytics and W&B safe offline (no downloads, no run-time pip installs); return Ultralytics' config dir."
     cfg = cache_dir('ultralytics', root)
     os.environ['YOLO_CONFIG_DIR'] = str(cfg)
     os.environ['YOLO_OFFLINE'] = 'true'
+    os.environ['YOLO_AUTOINSTALL'] = 'false'  # never pip-install a missing package in the middle of a stage
     os.environ['WANDB_MODE'] = wandb_mode or os.environ.get('WANDB_MODE', 'offline')
     os.environ.setdefault('WANDB_DIR', str(cache_dir('wandb', root)))
     os.environ.setdefault('MPLCONFIGDIR', str(cache_dir('matplotlib', root)))
@@ -160,3 +161,12 @@ def offline_setup(root:Path|None=None, # repository root (default: `repo_root()`
                          datasets_dir=str(abs_path('data', root)), weights_dir=str(cache_dir('weights', root)),
                          runs_dir=str(abs_path('runs', root))))
     return ucfg
+
+# %% ../nbs/00_core.ipynb #9d4e1d2a
+def pil_open(fp, # a path or a binary file object
+             formats:list|None=None, # formats to try (default: all)
+            ):
+    "PIL's own `Image.open`, also where Ultralytics is imported (its replacement pip-installs a HEIF plugin on unknown files)."
+    from PIL import Image
+    patches = sys.modules.get('ultralytics.utils.patches')
+    return (patches._image_open if patches else Image.open)(fp, formats=formats)

@@ -14,7 +14,7 @@ from .core import abs_path, get_logger, offline_setup, ParamsError
 from .voc import VOC_NAMES
 from .prepare import resolved_dataset_yaml
 from .dataviz import load_labels, draw_boxes
-from .train import resolve_device
+from .train import resolve_device, stage_imgsz
 
 # %% auto #0
 __all__ = ['EvalParams', 'pr_curve_rows', 'confusion_rows', 'write_csv', 'per_class_table', 'match_image', 'predict_table',
@@ -27,7 +27,7 @@ class EvalParams:
     weights: str = 'models/best.pt'  # the trained weights (train stage output)
     dataset_yaml: str = 'data/voc_yolo.yaml'  # the dataset yaml written by the prepare stage
     split: str = 'test'  # which split of the dataset yaml to evaluate on
-    imgsz: int = 128  # inference image size, px (the training size)
+    imgsz: int|None = None  # inference image size, px; None: the size the weights were trained at (read from them)
     batch: int = 16  # images per batch
     conf: float = 0.001  # confidence threshold for mAP (Ultralytics' validation default)
     iou: float = 0.7  # NMS IoU threshold
@@ -204,17 +204,18 @@ def evaluate(p:EvalParams, # the stage's parameters
     data = resolved_dataset_yaml(p.dataset_yaml)
     image_dir, label_dir = split_dirs(data, p.split)
     device = resolve_device(p.device)
-    m = validate(weights, data, p.split, p.imgsz, abs_path(p.run_dir), p.batch, p.conf, p.iou, device, plots=True)
+    imgsz = stage_imgsz(p.imgsz, weights)
+    m = validate(weights, data, p.split, imgsz, abs_path(p.run_dir), p.batch, p.conf, p.iou, device, plots=True)
     from ultralytics import YOLO
     model = YOLO(str(weights))
     names = [model.names[i] for i in range(len(model.names))]
     gt = load_labels(label_dir.parent.parent, label_dir.name)
     metrics = accuracy(m)
-    metrics.update(images=int(gt.image.nunique()), instances=int((gt.cls >= 0).sum()))
+    metrics.update(images=int(gt.image.nunique()), instances=int((gt.cls >= 0).sum()), imgsz=imgsz)
     speed = {f'{k}_ms': round(float(v), 3) for k, v in m.speed.items()}
     table = per_class_table(m.box, names, gt[gt.cls >= 0].name.value_counts().to_dict())
     pr = pr_curve_rows(m.box.px, m.box.prec_values)
-    pred = predict_table(model, sorted(image_dir.iterdir()), p.imgsz, p.pred_conf, p.iou, device, p.batch)
+    pred = predict_table(model, sorted(image_dir.iterdir()), imgsz, p.pred_conf, p.iou, device, p.batch)
     errors = image_errors(gt, pred)
     for path, obj in ((p.metrics_path, metrics), (p.speed_path, speed)):
         out = abs_path(path); out.parent.mkdir(parents=True, exist_ok=True); out.write_text(json.dumps(obj, indent=2) + '\n')

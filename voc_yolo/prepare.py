@@ -10,14 +10,15 @@ from dataclasses import dataclass, asdict
 from pathlib import Path
 import yaml
 from PIL import Image
-from .core import abs_path, rel_path, repo_root, cache_dir, get_logger
+from .core import abs_path, rel_path, repo_root, cache_dir, get_logger, pil_open
 from .voc import VOC_NAMES, ISSUES, convert_one, run_chunked
 from .download import download_voc, find_devkit
 from .synthetic import make_synthetic_voc, SYNTH_FOLDER
 
 # %% auto #0
-__all__ = ['MARKER', 'PrepareParams', 'voc_splits', 'check_image', 'link_or_copy', 'convert_devkit', 'dataset_stats',
-           'quality_report', 'write_dataset_yaml', 'dataset_view', 'resolved_dataset_yaml', 'get_devkit', 'prepare']
+__all__ = ['MARKER', 'PrepareParams', 'voc_splits', 'image_format', 'check_image', 'link_or_copy', 'convert_devkit',
+           'dataset_stats', 'quality_report', 'write_dataset_yaml', 'dataset_view', 'resolved_dataset_yaml',
+           'get_devkit', 'prepare']
 
 # %% ../nbs/02a_prepare.ipynb #c44f61c9
 @dataclass
@@ -49,18 +50,35 @@ def voc_splits(devkit:Path, # a VOCdevkit folder
     return {'train': train, 'test': [('VOC2007', 'test')]}
 
 # %% ../nbs/02a_prepare.ipynb #70c766ca
+_SIGNATURES = ((b'\xff\xd8\xff', 'JPEG'), (b'\x89PNG\r\n\x1a\n', 'PNG'), (b'GIF87a', 'GIF'), (b'GIF89a', 'GIF'),
+               (b'BM', 'BMP'), (b'II*\x00', 'TIFF'), (b'MM\x00*', 'TIFF'))
+
+def image_format(head:bytes, # the first bytes of a file (12 are enough)
+                )->str|None:
+    "The image format a file's first bytes announce (JPEG, PNG, GIF, BMP, TIFF, WEBP), or None."
+    if head[:4] == b'RIFF' and head[8:12] == b'WEBP': return 'WEBP'
+    return next((fmt for sig, fmt in _SIGNATURES if head.startswith(sig)), None)
+
 def check_image(path:str, # an image file
-               ):
-    "((w, h), None) for a usable image, or (None, (issue, detail)) for a missing, corrupt or truncated one."
+               )->tuple:
+    "((w, h), issues) for a usable image, or (None, issues) for a missing, empty, non-image, corrupt or truncated one."
     try:
-        with Image.open(path) as im:
-            if im.format == 'JPEG':  # read the last two bytes through the file PIL already opened
+        with open(path, 'rb') as f: head = f.read(12)
+    except FileNotFoundError: return None, [('missing_image', path)]
+    if not head: return None, [('not_an_image', f'{path}: empty file (0 bytes)')]
+    fmt = image_format(head)
+    if fmt is None: return None, [('not_an_image', f'{path}: not an image file (its first bytes {head!r} match no image format)')]
+    try:
+        with pil_open(path, [fmt]) as im:
+            if fmt == 'JPEG':  # read the last two bytes through the file PIL already opened
                 im.fp.seek(-2, os.SEEK_END)
-                if im.fp.read(2) != b'\xff\xd9': return None, ('truncated_image', f'{path}: no JPEG end-of-image marker')
-            return im.size, None
-    except FileNotFoundError: return None, ('missing_image', path)
-    except Exception as e:  # noqa: BLE001 - any unreadable file is a corrupt image (Ultralytics' patched Image.open raises others)
-        return None, ('corrupt_image', f'{path}: {type(e).__name__}: {e}')
+                if im.fp.read(2) != b'\xff\xd9': return None, [('truncated_image', f'{path}: no JPEG end-of-image marker')]
+            size = im.size
+    except Exception as e:  # noqa: BLE001 - a file with an image signature that PIL cannot read is a corrupt image
+        return None, [('corrupt_image', f'{path}: a {fmt} file that cannot be read ({type(e).__name__}: {e})')]
+    ext = Path(path).suffix.lower().lstrip('.')
+    named = {'jpg': 'JPEG', 'jpeg': 'JPEG', 'tif': 'TIFF'}.get(ext, ext.upper())
+    return size, ([('wrong_extension', f'{path}: a {fmt} image named .{ext}')] if named != fmt else [])
 
 # %% ../nbs/02a_prepare.ipynb #c0c996bf
 def link_or_copy(src:str, dst:str)->str:
@@ -70,11 +88,11 @@ def link_or_copy(src:str, dst:str)->str:
 
 def _prepare_one(img:str, xml:str, label:str, img_out:str):
     "Worker: check the image, convert its annotation, place both; returns (label text or None, issues)."
-    size, problem = check_image(img)
-    if problem: return None, [problem]
+    size, image_issues = check_image(img)
+    if size is None: return None, image_issues
     txt, issues = convert_one(xml, label, size)
     if txt is not None: link_or_copy(img, img_out)
-    return txt, issues
+    return txt, image_issues + issues
 
 def _prepare_chunk(jobs): return [_prepare_one(*j) for j in jobs]
 

@@ -9,12 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 from .core import abs_path, get_logger, offline_setup, ParamsError
+from .train import stage_imgsz
 
 # %% auto #0
-__all__ = ['BACKENDS', 'ProfileParams', 'time_calls', 'latency_summary', 'load_torch_model', 'count_gflops', 'model_facts',
-           'set_threads', 'gemm_roof', 'cpu_info', 'machine', 'ultralytics_export', 'export_onnx', 'torch_runner',
-           'ort_kernel_precision', 'ort_runner', 'ov_compile', 'ov_precision', 'ov_runner', 'backend_runner',
-           'torch_profile', 'profile']
+__all__ = ['BACKENDS', 'ROOF_ISA', 'ROOF_METHOD', 'ROOF_TOLERANCE', 'ProfileParams', 'time_calls', 'latency_summary',
+           'load_torch_model', 'count_gflops', 'model_facts', 'set_threads', 'cpu_info', 'gemm_roofs', 'machine',
+           'ultralytics_export', 'export_onnx', 'torch_runner', 'ort_kernel_precision', 'ort_runner', 'ov_compile',
+           'ov_precision', 'ov_runner', 'backend_runner', 'torch_profile', 'roof_shares', 'roof_warning', 'profile']
 
 # %% ../nbs/05_profile.ipynb #92340ac7
 BACKENDS = ('torch', 'onnxruntime', 'openvino', 'openvino-f32')
@@ -22,7 +23,7 @@ BACKENDS = ('torch', 'onnxruntime', 'openvino', 'openvino-f32')
 @dataclass
 class ProfileParams:
     weights: str = 'models/best.pt'  # the trained weights (train stage output)
-    imgsz: int = 128  # input size, px (the training size)
+    imgsz: int|None = None  # input size, px; None: the size the weights were trained at (read from them)
     batch_sizes: list[int] = field(default_factory=lambda: [1, 8])  # batch sizes to time
     backends: list[str] = field(default_factory=lambda: list(BACKENDS))  # torch | onnxruntime | openvino | openvino-f32
     threads: int = 0  # CPU threads for every backend (0: all cores)
@@ -84,19 +85,38 @@ def set_threads(threads:int)->int:
     n = threads or os.cpu_count()
     torch.set_num_threads(n); return n
 
-def gemm_roof(n:int=1024, # matrix size
-              repeats:int=10)->float:
-    "Measured FP32 GFLOP/s of an n×n matrix multiply (median of `repeats`)."
-    import torch
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    ms = time_calls(lambda: a @ b, warmup=3, repeats=repeats)
-    return round(2 * n**3 / (np.median(ms) / 1e3) / 1e9, 1)
-
 def cpu_info()->tuple[str, set]:
     "The CPU's model name and feature flags (from /proc/cpuinfo where there is one)."
     text = Path('/proc/cpuinfo').read_text() if Path('/proc/cpuinfo').exists() else ''
     field = lambda key: next((l.split(':', 1)[1].strip() for l in text.splitlines() if l.startswith(key)), '')
     return field('model name') or platform.processor(), set(field('flags').split())
+
+ROOF_ISA = {'fp32': (), 'bf16': ('avx512_bf16', 'amx_bf16'), 'int8': ('avx512_vnni', 'avx_vnni', 'amx_int8')}  # precision -> CPU flags it needs
+ROOF_METHOD = ("best of {repeats} runs of square n×n GEMMs, n in {sizes}, on {threads} threads in PyTorch {torch} (oneDNN kernels): "
+               "fp32 and bf16 torch.matmul, int8 torch._int_mm (int32 accumulation); a multiply-add counts 2")
+
+def _gemm(precision:str, n:int)->callable:
+    "One n×n matrix multiply at `precision`, ready to call."
+    import torch
+    if precision == 'int8':
+        a, b = (torch.randint(-128, 128, (n, n), dtype=torch.int8) for _ in range(2))
+        return lambda: torch._int_mm(a, b)
+    a, b = (torch.randn(n, n, dtype=torch.bfloat16 if precision == 'bf16' else torch.float32) for _ in range(2))
+    return lambda: a @ b
+
+def gemm_roofs(sizes:tuple=(1024, 2048), # GEMM sizes tried per precision
+               repeats:int=10, # timed runs per size (the best one counts)
+              )->dict:
+    "Peak GFLOP/s per precision this CPU has kernels for: the fastest GEMM of any size and run."
+    import torch
+    flags = cpu_info()[1]
+    roofs = {}
+    for prec in (p for p, isa in ROOF_ISA.items() if not isa or flags & set(isa)):
+        best = {n: 2 * n**3 / (time_calls(_gemm(prec, n), 3, repeats).min() / 1e3) / 1e9 for n in sizes}
+        n = max(best, key=best.get)
+        roofs[prec] = dict(gflops_per_s=round(best[n], 1), n=n)
+    method = ROOF_METHOD.format(repeats=repeats, sizes=list(sizes), threads=torch.get_num_threads(), torch=torch.__version__)
+    return dict(roofs=roofs, method=method)
 
 def machine()->dict:
     "CPU model, cores, the vector/matrix extensions that matter for inference, and the library versions."
@@ -223,28 +243,52 @@ def torch_profile(weights:Path|str, imgsz:int, trace_path:Path|str, rows:int=15)
                  share=round(e.self_cpu_time_total / total, 4)) for e in ev if e.key not in ('inference', 'train_step')][:rows]
 
 # %% ../nbs/05_profile.ipynb #c27ac97f
+ROOF_TOLERANCE = 1.1  # timing noise may put a row a little over its roof; more than this means a false chart
+
+def roof_shares(rows:list[dict], # latency rows: backend, precision, batch, median_ms, ...
+                roofs:dict, # precision -> {gflops_per_s, n} (`gemm_roofs()['roofs']`)
+                gflops:float, # model GFLOPs per image
+               )->list[dict]:
+    "Each row with its achieved GFLOP/s, the roof of the precision it ran at, and its share of that roof."
+    for r in rows:
+        achieved = gflops * r['batch'] / (r['median_ms'] / 1e3)
+        roof = roofs.get(r['precision'], {}).get('gflops_per_s')
+        r.update(gflops_per_s=round(achieved, 1), roof_gflops_per_s=roof, roof_share=round(achieved / roof, 4) if roof else None)
+    return rows
+
+def roof_warning(rows:list[dict])->str|None:
+    "Why a roofline chart of `rows` would be false (a row above its roof), or None."
+    over = [f"{r['backend']} batch {r['batch']} ({r['precision']}) reached {r['roof_share']:.2f}×" for r in rows
+            if r['roof_share'] is not None and r['roof_share'] > ROOF_TOLERANCE]
+    if not over: return None
+    return (f"{'; '.join(over)} its measured roof, which a roof cannot allow: the GEMM peaks were measured while the "
+            "machine was busier than during the model runs. Rerun `dvc repro -f profile` on an otherwise idle machine.")
+
+# %% ../nbs/05_profile.ipynb #82316efd
 def profile(p:ProfileParams, # the stage's parameters
            )->dict:
-    "Model facts, the roof, latency per backend and batch size, and a torch.profiler run; written to the stage's outputs."
+    "Model facts, the roofs, latency per backend and batch size, and a torch.profiler run; written to the stage's outputs."
     bad = [b for b in p.backends if b not in BACKENDS]
     if bad: raise ParamsError(f"backends: {bad} not among {BACKENDS}")
-    facts = model_facts(p.weights, p.imgsz)
+    imgsz = stage_imgsz(p.imgsz, p.weights)
+    facts = model_facts(p.weights, imgsz)
     threads = set_threads(p.threads)
-    roof = gemm_roof()
-    onnx_path = export_onnx(p.weights, p.imgsz, p.export_dir)
+    roofs = gemm_roofs()
+    onnx_path = export_onnx(p.weights, imgsz, p.export_dir)
     rows, log = [], get_logger()
     for backend in p.backends:
-        make, precision = backend_runner(backend, abs_path(p.weights), onnx_path, p.imgsz, threads)
+        make, precision = backend_runner(backend, abs_path(p.weights), onnx_path, imgsz, threads)
         for batch in p.batch_sizes:
             s = latency_summary(time_calls(make(batch), p.warmup, p.repeats), batch)
-            gflops_s = facts['gflops'] * batch / (s['median_ms'] / 1e3)
-            rows.append(dict(backend=backend, precision=precision, batch=batch, **s, gflops_per_s=round(gflops_s, 1),
-                             roof_share=round(gflops_s / roof, 4)))
+            rows.append(dict(backend=backend, precision=precision, batch=batch, **s))
             log.info(f"{backend:13s} {precision:5s} batch {batch:3d}: median {s['median_ms']:.3f} ms, p90 {s['p90_ms']:.3f} ms")
-    ops = torch_profile(p.weights, p.imgsz, p.trace_path)
+    roof_shares(rows, roofs['roofs'], facts['gflops'])
+    ops = torch_profile(p.weights, imgsz, p.trace_path)
     from voc_yolo.evaluate import write_csv
     write_csv(rows, abs_path(p.latency_csv)); write_csv(ops, abs_path(p.ops_csv))
-    metrics = dict(model=facts, machine={**machine(), 'threads': threads, 'gemm_roof_gflops_per_s': roof},
-                   latency={f"{r['backend']}/batch{r['batch']}": {k: r[k] for k in ('precision', 'median_ms', 'p90_ms', 'images_per_s', 'gflops_per_s', 'roof_share')} for r in rows})
+    keys = ('precision', 'median_ms', 'p90_ms', 'images_per_s', 'gflops_per_s', 'roof_gflops_per_s', 'roof_share')
+    metrics = dict(model=facts, machine={**machine(), 'threads': threads}, roofs=roofs['roofs'], roof_method=roofs['method'],
+                   roof_warning=roof_warning(rows), latency={f"{r['backend']}/batch{r['batch']}": {k: r[k] for k in keys} for r in rows})
+    if metrics['roof_warning']: log.warning(metrics['roof_warning'])
     out = abs_path(p.metrics_path); out.parent.mkdir(parents=True, exist_ok=True); out.write_text(json.dumps(metrics, indent=2) + '\n')
     return dict(metrics=metrics, latency=rows, ops=ops, onnx=onnx_path)

@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_quantize.ipynb #b3fa53dd
 from __future__ import annotations
-import json, re, shutil
+import dataclasses, json, re, shutil
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,12 +14,14 @@ from .core import abs_path, get_logger, offline_setup, ParamsError
 from .prepare import resolved_dataset_yaml
 from .evaluate import write_csv, split_dirs
 from .profile import (time_calls, latency_summary, set_threads, ultralytics_export, export_onnx, torch_runner, ort_runner, ov_runner)
+from .train import stage_imgsz
+from .runtime import model_metadata
 
 # %% auto #0
 __all__ = ['QUANT_BACKENDS', 'QuantizeParams', 'check_quantize_params', 'split_images', 'letterbox_batch', 'calibration_batch',
-           'head_decode_nodes', 'ort_static_int8', 'ov_xml', 'ov_precision_forced', 'measure_variants',
-           'choose_deployment', 'add_ratios', 'pareto_front', 'pareto_plot', 'ov_from_onnx', 'build_variants',
-           'quantize']
+           'head_decode_nodes', 'copy_onnx_metadata', 'ort_static_int8', 'ov_xml', 'ov_precision_forced',
+           'measure_variants', 'choose_deployment', 'add_ratios', 'pareto_front', 'pareto_plot', 'ov_from_onnx',
+           'build_variants', 'quantize']
 
 # %% ../nbs/06_quantize.ipynb #0617c938
 QUANT_BACKENDS = ('onnxruntime', 'openvino')
@@ -28,7 +30,7 @@ QUANT_BACKENDS = ('onnxruntime', 'openvino')
 class QuantizeParams:
     weights: str = 'models/best.pt'  # the trained weights (train stage output)
     dataset_yaml: str = 'data/voc_yolo.yaml'  # calibration images come from its train split, accuracy from its test split
-    imgsz: int = 128  # input size, px (the training size)
+    imgsz: int|None = None  # input size, px; None: the size the weights were trained at (read from them)
     calib_images: int = 128  # calibration images from the train split
     backends: list[str] = field(default_factory=lambda: list(QUANT_BACKENDS))  # onnxruntime | openvino
     ort_format: str = 'QDQ'  # onnxruntime INT8 format: QDQ | QOperator
@@ -89,6 +91,13 @@ class _Calibration:
         return None if x is None else {self.name: x[None]}
     def rewind(self): raise NotImplementedError
 
+def copy_onnx_metadata(src:Path, dst:Path)->Path:
+    "Give `dst` the metadata Ultralytics wrote into `src` (imgsz, names, stride): whatever serves it needs nothing else."
+    import onnx
+    m = onnx.load(str(dst))
+    onnx.helper.set_model_props(m, {p.key: p.value for p in onnx.load(str(src), load_external_data=False).metadata_props})
+    onnx.save(m, str(dst)); return dst
+
 def ort_static_int8(onnx_path:Path, out_path:Path, calib:np.ndarray, fmt:str='QDQ', per_channel:bool=True)->Path:
     "Post-training static INT8 of an ONNX model with onnxruntime, the head's decode left in FP32."
     import onnx
@@ -102,7 +111,7 @@ def ort_static_int8(onnx_path:Path, out_path:Path, calib:np.ndarray, fmt:str='QD
                     activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
                     nodes_to_exclude=head_decode_nodes(model))
     pre.unlink()
-    return out_path
+    return copy_onnx_metadata(onnx_path, out_path)
 
 # %% ../nbs/06_quantize.ipynb #5ad4b2ee
 def ov_xml(path:Path)->Path:
@@ -148,7 +157,7 @@ def measure_variants(variants:list[dict], # name, backend, path, runner=(make, p
 def choose_deployment(rows:list[dict], reference:str='torch-fp32', budget:float=0.01)->dict:
     "The fastest row within `budget` mAP50 of the `reference` row."
     ref = next(r for r in rows if r['variant'] == reference)
-    ok = [r for r in rows if r['mAP50'] >= ref['mAP50'] - budget]
+    ok = [r for r in rows if r['mAP50'] >= ref['mAP50'] - budget and r['variant'] != reference]
     return min(ok, key=lambda r: (r['median_ms'], -r['mAP50']))
 
 def add_ratios(rows:list[dict])->list[dict]:
@@ -216,6 +225,7 @@ def quantize(p:QuantizeParams, # the stage's parameters
     "Build and measure every variant, write the metrics, the Pareto chart and the chosen deployment model."
     check_quantize_params(p)
     offline_setup()
+    p = dataclasses.replace(p, imgsz=stage_imgsz(p.imgsz, p.weights))  # one size for every variant and the calibration
     data = resolved_dataset_yaml(p.dataset_yaml)
     threads = set_threads(p.threads)
     calib = calibration_batch(data, p.calib_images, p.imgsz)
@@ -227,7 +237,10 @@ def quantize(p:QuantizeParams, # the stage's parameters
     shutil.copytree(src, dst) if src.is_dir() else (dst.mkdir(parents=True), shutil.copyfile(src, dst/src.name))
     deploy = {k: chosen[k] for k in ('variant', 'backend', 'precision', 'mAP50', 'mAP50-95', 'median_ms', 'vs_ort_fp32', 'vs_ov_default')}
     deploy['path'] = str(Path(p.deploy_dir)/('' if src.is_dir() else src.name))
-    for path, obj in ((p.deploy_json, deploy), (p.metrics_path, dict(deployed=deploy['variant'], calib_images=len(calib), threads=threads,
+    meta = model_metadata(dst)  # the deployed model carries its input size and class names itself
+    if meta['imgsz'] != [p.imgsz, p.imgsz]: raise RuntimeError(f"{dst}: its metadata says imgsz {meta['imgsz']}, the stage ran at {p.imgsz}")
+    deploy.update(imgsz=p.imgsz, classes=len(meta['names']))
+    for path, obj in ((p.deploy_json, deploy), (p.metrics_path, dict(deployed=deploy['variant'], imgsz=p.imgsz, calib_images=len(calib), threads=threads,
                                                                        variants={r['variant']: {k: v for k, v in r.items() if k not in ('variant', 'path')} for r in rows}))):
         f = abs_path(path); f.parent.mkdir(parents=True, exist_ok=True); f.write_text(json.dumps(obj, indent=2) + '\n')
     write_csv([{k: v for k, v in r.items() if k != 'path'} for r in rows], abs_path(p.variants_csv))

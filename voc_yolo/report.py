@@ -159,20 +159,26 @@ def eval_section(p:ReportParams, root:Path)->list[str]:
             png_img(figs/'worst_images.png', 'worst test images') if (figs/'worst_images.png').exists() else '']
 
 # %% ../nbs/07_report.ipynb #a2464cd6
-def roofline_figure(prof:dict)->plt.Figure:
-    "Achieved GFLOP/s per backend and batch size, with the measured roof."
-    rows = pd.DataFrame([{'run': k, **v} for k, v in prof['latency'].items()])
-    roof = prof['machine']['gemm_roof_gflops_per_s']
-    fig, ax = plt.subplots(figsize=(7, 0.35*len(rows) + 1.2))
-    ax.barh([f"{r.run} ({r.precision})" for r in rows.itertuples()], rows.gflops_per_s, color='tab:blue')
-    ax.axvline(roof, color='k', ls='--', label=f'FP32 GEMM roof {roof:.0f} GFLOP/s')
-    ax.set_xlabel('achieved GFLOP/s'); ax.legend(loc='lower right', fontsize=8); fig.tight_layout(); return fig
+def roofline_figure(prof:dict, # the profile stage's metrics (metrics/profile.json)
+                   )->plt.Figure|str:
+    "Each backend's share of the GEMM roof of the precision it ran at; the reason instead when such a chart would be false."
+    if prof.get('roof_warning'): return f'<p class="warning">No roofline chart: {html.escape(prof["roof_warning"])}</p>'
+    rows = pd.DataFrame([{'run': k, **v} for k, v in prof['latency'].items()]).dropna(subset=['roof_share'])
+    fig, ax = plt.subplots(figsize=(7, 0.35*len(rows) + 1.4))
+    ax.barh([f"{r.run} ({r.precision}, roof {r.roof_gflops_per_s:.0f})" for r in rows.itertuples()], rows.roof_share, color='tab:blue')
+    ax.axvline(1, color='k', ls='--', label='the roof of each row\'s precision')
+    roofs = ', '.join(f"{k} {v['gflops_per_s']:.0f}" for k, v in prof['roofs'].items())
+    ax.set_xlim(0, 1.05); ax.set_xlabel('achieved GFLOP/s ÷ GEMM roof of the precision it ran at')
+    ax.set_title(f'measured GEMM roofs, GFLOP/s: {roofs}', fontsize=9); ax.legend(loc='lower right', fontsize=8); fig.tight_layout(); return fig
 
 def profile_section(p:ReportParams, root:Path)->list[str]:
     prof = read_json(abs_path(p.profile_metrics, root))
     lat = pd.DataFrame([{'backend/batch': k, **v} for k, v in prof['latency'].items()]).set_index('backend/batch')
-    return [table(pd.Series({**prof['model'], 'threads': prof['machine']['threads'], 'FP32 GEMM roof, GFLOP/s': prof['machine']['gemm_roof_gflops_per_s']}).to_frame('value')),
-            table(lat), fig_img(roofline_figure(prof), 'achieved GFLOP/s against the roof')]
+    roofs = pd.DataFrame(prof['roofs']).T.rename(columns={'gflops_per_s': 'GEMM roof, GFLOP/s', 'n': 'best GEMM size n'})
+    chart = roofline_figure(prof)
+    return [table(pd.Series({**prof['model'], 'threads': prof['machine']['threads']}).to_frame('value')),
+            table(roofs), f'<p>{html.escape(prof["roof_method"])}</p>', table(lat),
+            chart if isinstance(chart, str) else fig_img(chart, 'share of the roof of each precision')]
 
 def quantize_section(p:ReportParams, root:Path)->list[str]:
     q, d = read_json(abs_path(p.quantize_metrics, root)), read_json(abs_path(p.deploy_json, root))

@@ -13,7 +13,7 @@ from .prepare import resolved_dataset_yaml
 # %% auto #0
 __all__ = ['WANDB_MODES', 'TrainParams', 'resolve_device', 'resolve_model', 'train_args', 'resumable_checkpoint', 'fresh_run_dir',
            'start_wandb', 'epoch_logger', 'log_weights', 'write_results_csv', 'train_metrics', 'learning_curves',
-           'train']
+           'train', 'trained_imgsz', 'stage_imgsz']
 
 # %% ../nbs/03_train.ipynb #ab352a8d
 @dataclass
@@ -230,3 +230,25 @@ def train(p:TrainParams, # the stage's parameters
     out.write_text(json.dumps(metrics, indent=2) + '\n')
     if run: log_weights(run, weights, metrics)
     return metrics
+
+# %% ../nbs/03_train.ipynb #1882470c
+def trained_imgsz(weights:Path|str, # Ultralytics weights (.pt)
+                 )->int:
+    "The image size `weights` were trained at, from the train args Ultralytics stores in the checkpoint."
+    w = abs_path(weights)
+    if not w.is_file(): raise FileNotFoundError(f"weights: {w} not found: run the train stage first (dvc repro train)")
+    offline_setup()
+    from ultralytics import YOLO
+    size = ((YOLO(str(w)).ckpt or {}).get('train_args') or {}).get('imgsz')
+    if size is None: raise ParamsError(f"{w}: the checkpoint holds no train_args.imgsz (not trained by Ultralytics?): set imgsz in the stage's params")
+    return int(max(size) if isinstance(size, (list, tuple)) else size)
+
+def stage_imgsz(imgsz:int|None, # the stage's `imgsz` param: None (null in YAML) means the training size
+                weights:Path|str, # the weights the stage runs
+               )->int:
+    "The image size a stage runs at: the one the weights were trained at, unless the params set one on purpose."
+    trained, log = trained_imgsz(weights), get_logger()
+    if imgsz is None: log.info(f"imgsz: {trained} px, the size {weights} was trained at"); return trained
+    if imgsz < 32: raise ParamsError(f"imgsz: {imgsz} px is too small (at least 32, a multiple of the stride 32)")
+    if imgsz != trained: log.warning(f"imgsz: {imgsz} px set in the params on purpose; {weights} was trained at {trained} px")
+    return imgsz
