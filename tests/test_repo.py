@@ -23,7 +23,9 @@ def test_settings_pins_nbdev2_and_keeps_tags():
     dev = s['dev_requirements'].split()
     assert 'nbdev>=2.4,<2.5' in dev and 'fastcore>=1.5,<2' in dev and 'execnb<0.2' in dev
     assert s['allowed_cell_metadata_keys'] == 'tags'
-    assert any(r.startswith('torch>=2.2') for r in s['requirements'].split())
+    assert any(r.startswith('torch>=2.2') for r in s['pipeline_requirements'].split())
+    light = s['requirements'].split() + s['serve_requirements'].split()  # pip install voc_yolo[serve]: no torch, no ultralytics
+    assert not [r for r in light if r.startswith(('torch', 'ultralytics', 'nncf'))], light
 
 
 def test_environment_yml_mirrors_settings():

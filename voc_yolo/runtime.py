@@ -13,7 +13,7 @@ from .core import pil_open
 
 # %% auto #0
 __all__ = ['MAX_WH', 'ModelError', 'model_file', 'model_metadata', 'letterbox', 'to_tensor', 'nms', 'decode', 'scale_boxes',
-           'ImageError', 'decode_image', 'Predictor', 'model_precision']
+           'ImageError', 'decode_image', 'Predictor', 'model_precision', 'check_head']
 
 # %% ../nbs/09_runtime.ipynb #d535f110
 class ModelError(ValueError):
@@ -197,9 +197,20 @@ def model_precision(f:Path)->str:
     if b'FakeQuantize' in text or b'QuantizeLinear' in text or b'QLinearConv' in text: return 'int8'
     return 'fp16' if (b'element_type="f16"' in text) else 'fp32'
 
+def check_head(self:Predictor)->Predictor:
+    "Refuse a model whose input or output is not a YOLOv8 detect head for its own classes and input size."
+    h, w = self.imgsz
+    try: out = self._infer(np.zeros((1, 3, h, w), np.float32))
+    except Exception as e: raise ModelError(f"{self.file}: inference on a 1×3×{h}×{w} image failed ({type(e).__name__}: {e}); a YOLOv8 detector takes N×3×H×W") from None
+    want = (1, 4 + len(self.names), sum((h // s) * (w // s) for s in (8, 16, 32)))
+    if out.shape != want:
+        raise ModelError(f"{self.file}: output {list(out.shape)} is not a YOLOv8 detect head for {len(self.names)} classes at {h}×{w} (expected {list(want)})")
+    return self
+
 def _warmup(self:Predictor, n:int=3)->Predictor:
-    "Run `n` inferences on a grey image so that the first user's request finds everything compiled and allocated."
+    "Check the head, then run `n` inferences on a grey image so that the first user's request finds everything compiled and allocated."
+    self.check_head()
     for _ in range(n): self.predict_one(np.full((*self.imgsz, 3), 114, np.uint8))
     return self
 
-Predictor.predict_one, Predictor.describe, Predictor.warmup = _predict_one, _describe, _warmup
+Predictor.predict_one, Predictor.describe, Predictor.check_head, Predictor.warmup = _predict_one, _describe, check_head, _warmup
