@@ -63,6 +63,13 @@ bench-data: install ## VOC XML -> YOLO labels: voc_yolo vs an Ultralytics-style 
 bench-train: install ## train stage via DVC + papermill vs the plain `yolo train` CLI, same args, one run (~15 min)
 	python tests/bench_train.py --epochs 12 --repeats 2
 
+serve: install ## the inference service on http://127.0.0.1:8000: models/deploy as `deploy` (flags: make serve ARGS="--token t")
+	voc-yolo serve $(ARGS)
+
+bench-serve: install ## serving: in-process limit vs `voc-yolo serve` at 1/4/16 clients vs the seed pattern, at 128 and 640 px
+	python tests/bench_serve.py
+	python tests/bench_serve.py --imgsz 640
+
 docs: install ## the nbdev docs site in _docs/ (needs Quarto: https://quarto.org/docs/get-started/)
 	@command -v quarto >/dev/null || { echo "make docs needs Quarto, which is not installed: get it from https://quarto.org/docs/get-started/ (a .deb/.tar.gz; pip's quarto-cli downloads it at install time), then rerun"; exit 1; }
 	nbdev_docs
@@ -75,4 +82,4 @@ browser: ## Chromium + chromedriver for the report's browser test (Debian packag
 lab: install ## JupyterLab on the notebooks
 	jupyter lab --ServerApp.root_dir=. --ServerApp.default_url=/lab/tree/nbs $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
-.PHONY: help install hooks pipeline export clean-nbs readme lint nbtest pytest test check-clean bench-data bench-train docs browser lab
+.PHONY: help install hooks pipeline export clean-nbs readme lint nbtest pytest test check-clean bench-data bench-train serve bench-serve docs browser lab

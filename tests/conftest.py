@@ -1,6 +1,7 @@
 "Shared fixtures: the repository, a throwaway copy of it, and a small synthetic VOCdevkit."
 import os
 import shutil
+import socket
 import subprocess
 from pathlib import Path
 
@@ -67,3 +68,27 @@ def small_devkit(tmp_path_factory):
     "A 12 + 6 image synthetic VOCdevkit (read-only: copy it before changing it)."
     from voc_yolo.synthetic import make_synthetic_voc
     return make_synthetic_voc(tmp_path_factory.mktemp('devkit'), n_train=12, n_test=6, img_size=96, seed=3, workers=1)
+
+
+def free_port():
+    "A TCP port on the loopback interface that nothing listens on now."
+    with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+
+
+CHROMIUM, DRIVER = shutil.which('chromium'), shutil.which('chromedriver')
+
+
+@pytest.fixture(scope='session')
+def browser():
+    if not (CHROMIUM and DRIVER):
+        pytest.fail('chromium and chromedriver are needed: `make browser` (or apt-get install -y chromium chromium-driver)')
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    opts = webdriver.ChromeOptions(); opts.binary_location = CHROMIUM
+    for a in ('--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--window-size=1280,900',
+              '--proxy-server=127.0.0.1:9', '--proxy-bypass-list=<-loopback>'):  # no network: any fetch would fail loudly
+        opts.add_argument(a)
+    opts.set_capability('goog:loggingPrefs', {'browser': 'ALL'})
+    d = webdriver.Chrome(service=Service(DRIVER), options=opts)
+    yield d
+    d.quit()

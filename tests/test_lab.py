@@ -2,20 +2,17 @@
 import asyncio
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
 import urllib.request
 import uuid
 
-from conftest import ROOT
+from conftest import ROOT, free_port
 
 TOKEN = uuid.uuid4().hex
 
 
-def free_port():
-    with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
 
 
 def get(url, method='GET', body=None):

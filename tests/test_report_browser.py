@@ -1,27 +1,6 @@
 """The HTML report in a real headless Chromium: it renders from disk with no network, no broken image, no console error,
 and the numbers of the metrics files."""
 import json
-import shutil
-
-import pytest
-
-CHROMIUM, DRIVER = shutil.which('chromium'), shutil.which('chromedriver')
-
-
-@pytest.fixture(scope='module')
-def browser():
-    if not (CHROMIUM and DRIVER):
-        pytest.fail('chromium and chromedriver are needed: `make browser` (or apt-get install -y chromium chromium-driver)')
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-    opts = webdriver.ChromeOptions(); opts.binary_location = CHROMIUM
-    for a in ('--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--window-size=1280,900',
-              '--proxy-server=127.0.0.1:9', '--proxy-bypass-list=<-loopback>'):  # no network: any fetch would fail loudly
-        opts.add_argument(a)
-    opts.set_capability('goog:loggingPrefs', {'browser': 'ALL'})
-    d = webdriver.Chrome(service=Service(DRIVER), options=opts)
-    yield d
-    d.quit()
 
 
 def test_report_opens_from_disk_with_its_numbers(tiny_run, browser, tmp_path):

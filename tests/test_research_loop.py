@@ -48,11 +48,12 @@ def test_non_images_are_reported_as_such_and_nothing_is_pip_installed(small_devk
     env = {**__import__('os').environ, 'PYTHONPATH': str(tmp_path/'hook'), 'SUBPROCESS_LOG': str(tmp_path/'subprocesses.log')}
     env.pop('YOLO_AUTOINSTALL', None)  # what a user's shell has: nothing; offline_setup must turn installs off itself
     # the hook sees a pip process when there is one
-    subprocess.run([sys.executable, '-c', 'import subprocess, sys; subprocess.run([sys.executable, "-m", "pip", "--version"], capture_output=True)'],
-                   env=env, check=True)
+    probe = 'import subprocess, sys; subprocess.run([sys.executable, "-m", "pip", "--version"], capture_output=True)'
+    subprocess.run([sys.executable, '-c', probe], env=env, check=True)
     assert '-m pip --version' in (tmp_path/'subprocesses.log').read_text()
     (tmp_path/'subprocesses.log').unlink()
-    r = subprocess.run([shutil.which('voc-yolo'), 'prepare', '--params', 'data.yaml'], cwd=tmp_path, env=env, capture_output=True, text=True)
+    r = subprocess.run([shutil.which('voc-yolo'), 'prepare', '--params', 'data.yaml'], cwd=tmp_path, env=env,
+                       capture_output=True, text=True)
     assert r.returncode == 0, r.stderr[-3000:]
     log = (tmp_path/'subprocesses.log').read_text() if (tmp_path/'subprocesses.log').exists() else ''
     assert not [line for line in log.splitlines() if ' pip ' in f' {line} ' or line.startswith('uv ')], log

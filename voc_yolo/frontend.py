@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['PAGE']
 
-# %% ../nbs/10a_frontend.ipynb #a3f554d3
+# %% ../nbs/10a_frontend.ipynb #663197ea
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>voc_yolo detector</title>
@@ -29,7 +29,7 @@ PAGE = """<!doctype html>
   <label for="model">Model</label><select id="model"></select>
   <div id="model-info" style="font-size:.85em;color:#556"></div>
   <label for="conf">Confidence ≥ <span id="conf-value">0.25</span></label>
-  <input id="conf" type="range" min="0.01" max="0.95" step="0.01" value="0.25">
+  <input id="conf" type="range" min="0" max="0.95" step="0.01" value="0.25">
   <label>Image</label>
   <div id="drop">Drop an image here, or click to choose one<input id="file" type="file" accept="image/*" hidden></div>
   <p id="status"></p>

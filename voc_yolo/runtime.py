@@ -148,6 +148,7 @@ class Predictor:
         self.file, self.imgsz, self.names, self.stride = meta['file'], tuple(meta['imgsz']), meta['names'], meta['stride']
         self.threads, self.streams = threads, streams
         self.backend = 'onnxruntime' if self.file.suffix == '.onnx' else 'openvino'
+        self.precision = model_precision(self.file)
         self._infer, self.dynamic = self._onnxruntime() if self.backend == 'onnxruntime' else self._openvino()
 
     def _onnxruntime(self):
@@ -188,7 +189,7 @@ def _predict_one(self:Predictor, img:np.ndarray, conf:float=0.25, iou:float=0.7,
 def _describe(self:Predictor)->dict:
     "What /models says about the model: backend, precision, input size, classes, file size."
     files = [self.file] + ([self.file.with_suffix('.bin')] if self.backend == 'openvino' else [])
-    return dict(backend=self.backend, precision=model_precision(self.file), imgsz=list(self.imgsz), class_names=list(self.names.values()),
+    return dict(backend=self.backend, precision=self.precision, imgsz=list(self.imgsz), class_names=list(self.names.values()),
                 file_mb=round(sum(f.stat().st_size for f in files if f.exists()) / 2**20, 3))
 
 def model_precision(f:Path)->str:

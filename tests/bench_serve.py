@@ -1,0 +1,171 @@
+"""Benchmark: the inference service against the in-process limit and the seed project's pattern, on the same model
+file, the same JPEGs and the same cores, in one run.
+
+  (a) in process: decode + letterbox + infer + NMS with `voc_yolo.runtime.Predictor`, the best of a few
+      worker/thread splits, no HTTP;
+  (b) `voc-yolo serve` with that split, at 1, 4 and 16 concurrent clients;
+  (c) the seed pattern, FastAPI calling `ultralytics.YOLO(<same file>).predict` per request (tests/bench_serve_seed.py).
+The clients are closed loops (each sends its next request when the last answer arrived) over keep-alive
+connections, from one asyncio process. Prints requests/s, p50 and p99 per setup, and the ratios at 16 clients.
+`--imgsz 640` exports models/best.pt at 640 px (OpenVINO, its default precision) and measures that instead.
+Usage: python tests/bench_serve.py [--model models/deploy] [--seconds 8] [--imgsz 640]
+"""
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT/'tests'))
+from conftest import free_port  # noqa: E402
+
+
+def multipart(path: str, name: str, data: bytes) -> bytes:
+    "One complete HTTP/1.1 POST of `data` as the multipart field `file`."
+    b = uuid.uuid4().hex
+    body = (f'--{b}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\nContent-Type: image/jpeg\r\n\r\n'.encode()
+            + data + f'\r\n--{b}--\r\n'.encode())
+    head = (f'POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary={b}\r\n'
+            f'Content-Length: {len(body)}\r\n\r\n')
+    return head.encode() + body
+
+
+async def closed_loop(port: int, requests_: list, clients: int, seconds: float) -> dict:
+    "`clients` connections each sending its next request as soon as the last answer arrived, for `seconds`."
+    lat, codes = [], []
+    async def client(k):
+        reader, writer = await asyncio.open_connection('127.0.0.1', port)
+        i = k
+        while time.perf_counter() < end:
+            t = time.perf_counter(); writer.write(requests_[i % len(requests_)]); i += clients
+            head = await reader.readuntil(b'\r\n\r\n')
+            await reader.readexactly(int(re.search(rb'(?i)content-length: *(\d+)', head).group(1)))
+            lat.append(time.perf_counter() - t); codes.append(int(head[9:12]))
+        writer.close()
+    end = time.perf_counter() + seconds; t0 = time.perf_counter()
+    await asyncio.gather(*(client(k) for k in range(clients)))
+    ms = np.array(lat) * 1e3
+    return dict(rps=len(lat) / (time.perf_counter() - t0), p50=float(np.percentile(ms, 50)), p99=float(np.percentile(ms, 99)),
+                errors=sum(c != 200 for c in codes), n=len(lat))
+
+
+def load(port: int, path: str, jpegs: list, clients: int, seconds: float) -> dict:
+    reqs = [multipart(path, f'{i}.jpg', d) for i, d in enumerate(jpegs)]
+    asyncio.run(closed_loop(port, reqs, clients, 1.0))  # warm-up: connections, caches, first compiles
+    return asyncio.run(closed_loop(port, reqs, clients, seconds))
+
+
+def in_process(model: Path, jpegs: list, workers: int, threads: int, seconds: float) -> dict:
+    "Images/s of decode + predict in `workers` threads sharing one Predictor, no HTTP."
+    from voc_yolo.runtime import Predictor, decode_image
+    pred = Predictor(model, threads=threads, streams=workers).warmup()
+    end, counts = time.perf_counter() + seconds, [0] * workers
+    def work(k):
+        i = k
+        while time.perf_counter() < end:
+            pred.predict_one(decode_image(jpegs[i % len(jpegs)])); counts[k] += 1; i += workers
+    t0 = time.perf_counter()
+    with ThreadPoolExecutor(workers) as ex: list(ex.map(work, range(workers)))
+    return dict(rps=sum(counts) / (time.perf_counter() - t0), workers=workers, threads=threads)
+
+
+def wait_ready(url: str, proc, timeout: float = 120):
+    t = time.time()
+    while time.time() - t < timeout:
+        if proc.poll() is not None: raise SystemExit(f'{url}: the server exited ({proc.returncode})')
+        try:
+            if requests.get(url, timeout=2).status_code in (200, 405): return
+        except requests.ConnectionError: pass
+        time.sleep(0.3)
+    raise SystemExit(f'{url}: not ready in {timeout} s')
+
+
+def run_server(cmd: list, ready_url: str, env=None):
+    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_ready(ready_url, proc)
+    return proc
+
+
+def stop(proc):
+    proc.terminate()
+    try: proc.wait(20)
+    except subprocess.TimeoutExpired: proc.kill()
+
+
+def ultralytics_path(model: Path) -> Path:
+    "The same model where Ultralytics recognises it: the .onnx file, or the IR in a folder named *_openvino_model."
+    from voc_yolo.runtime import model_file
+    f = model_file(model)
+    if f.suffix == '.onnx' or f.parent.name.endswith('_openvino_model'): return f if f.suffix == '.onnx' else f.parent
+    dst = ROOT/'runs/bench_serve/seed_openvino_model'
+    shutil.rmtree(dst, ignore_errors=True); shutil.copytree(f.parent, dst)
+    return dst
+
+
+def export_640(best: Path) -> Path:
+    from voc_yolo.profile import ultralytics_export
+    return ultralytics_export(best, ROOT/'runs/bench_serve/640', format='openvino', imgsz=640)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    ap.add_argument('--model', default='models/deploy', help='the model to serve (default: the pipeline\'s deployed model)')
+    ap.add_argument('--images', default='data/voc_yolo/images/test', help='JPEGs to post')
+    ap.add_argument('--seconds', type=float, default=8, help='measured seconds per setup')
+    ap.add_argument('--imgsz', type=int, default=0, help='640: export models/best.pt at 640 px and measure that model')
+    ap.add_argument('--clients', default='1,4,16', help='concurrent clients for (b) and (c)')
+    a = ap.parse_args()
+    from voc_yolo.core import offline_setup
+    offline_setup()
+    model = export_640(ROOT/'models/best.pt') if a.imgsz == 640 else ROOT/a.model
+    jpegs = [f.read_bytes() for f in sorted((ROOT/a.images).glob('*.jpg'))[:200]]
+    cores, clients = os.cpu_count(), [int(c) for c in a.clients.split(',')]
+    print(f'model {model.relative_to(ROOT)}, {len(jpegs)} JPEGs of the test split, {cores} cores, {a.seconds:.0f} s per setup\n')
+
+    splits = sorted({(cores, 1), (1, cores), (max(1, cores // 2), 2)})
+    inproc = [in_process(model, jpegs, w, t, a.seconds) for w, t in splits]
+    for r in inproc: print(f"(a) in process, {r['workers']} workers x {r['threads']} threads: {r['rps']:8.1f} images/s")
+    best = max(inproc, key=lambda r: r['rps'])
+    rows = [('(a) in process', f"{best['workers']}w x {best['threads']}t", '-', best['rps'], None, None, 0)]
+
+    port = free_port()
+    svc = run_server([shutil.which('voc-yolo'), 'serve', '--port', str(port), '--deploy', str(model),
+                      '--models', str(ROOT/'runs/bench_serve/store'), '--workers', str(best['workers']),
+                      '--threads', str(best['threads']), '--max-queue', '256'], f'http://127.0.0.1:{port}/ready')
+    try:
+        for c in clients:
+            r = load(port, '/predict/deploy', jpegs, c, a.seconds)
+            rows.append(('(b) voc-yolo serve', '', c, r['rps'], r['p50'], r['p99'], r['errors']))
+    finally: stop(svc)
+
+    port = free_port()
+    seed = run_server([sys.executable, '-m', 'uvicorn', '--app-dir', str(ROOT/'tests'), 'bench_serve_seed:app', '--port', str(port),
+                       '--log-level', 'warning'], f'http://127.0.0.1:{port}/docs', env={'SEED_MODEL': str(ultralytics_path(model))})
+    try:
+        for c in clients:
+            r = load(port, '/predict/deploy', jpegs, c, a.seconds)
+            rows.append(('(c) seed: YOLO.predict', '', c, r['rps'], r['p50'], r['p99'], r['errors']))
+    finally: stop(seed)
+
+    print(f"\n{'setup':24s} {'config':9s} {'clients':>7s} {'req/s':>8s} {'p50 ms':>8s} {'p99 ms':>8s} {'errors':>6s}")
+    for name, cfg, c, rps, p50, p99, err in rows:
+        p50s, p99s = ('-', '-') if p50 is None else (f'{p50:.2f}', f'{p99:.2f}')
+        print(f"{name:24s} {cfg:9s} {c!s:>7s} {rps:8.1f} {p50s:>8s} {p99s:>8s} {err:6d}")
+    b16 = next(r for r in rows if r[0].startswith('(b)') and r[2] == max(clients))
+    c16 = next(r for r in rows if r[0].startswith('(c)') and r[2] == max(clients))
+    print(f"\nat {max(clients)} clients: (b)/(a) = {b16[3] / best['rps']:.2f}, (b)/(c) = {b16[3] / c16[3]:.2f}; "
+          f"errors (b) {sum(r[6] for r in rows if r[0].startswith('(b)'))}, (c) {sum(r[6] for r in rows if r[0].startswith('(c)'))}")
+
+
+if __name__ == '__main__':
+    main()

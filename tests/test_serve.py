@@ -1,0 +1,258 @@
+"""The inference service as a user meets it: a real uvicorn server on a loopback port serving the tiny pipeline's
+deployed model. Boxes equal Ultralytics', bad requests get a 4xx and a message, the service keeps answering."""
+import concurrent.futures as cf
+import http.client
+import json
+import os
+import shutil
+import signal
+import struct
+import subprocess
+import time
+import zlib
+from pathlib import Path
+
+import pytest
+import requests
+
+from conftest import free_port
+
+TOKEN = 's3cret-token'
+
+
+class Server:
+    "`voc-yolo serve` in a subprocess on a free loopback port; stopped by its PID."
+    def __init__(self, tmp, deploy, *flags, env=None):
+        self.port = free_port(); self.url = f'http://127.0.0.1:{self.port}'
+        self.log = open(tmp/f'serve-{self.port}.log', 'w')
+        cmd = [shutil.which('voc-yolo'), 'serve', '--port', str(self.port), '--deploy', str(deploy), '--models', str(tmp/'store'), *flags]
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+
+    def wait_ready(self, timeout=90):
+        t = time.time()
+        while time.time() - t < timeout:
+            assert self.proc.poll() is None, Path(self.log.name).read_text()[-3000:]
+            try:
+                if requests.get(f'{self.url}/ready', timeout=2).status_code == 200: return self
+            except requests.ConnectionError: pass
+            time.sleep(0.2)
+        raise AssertionError(f'not ready in {timeout} s:\n' + Path(self.log.name).read_text()[-3000:])
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGINT)
+        try: self.proc.wait(20)
+        except subprocess.TimeoutExpired: self.proc.kill(); self.proc.wait()
+        self.log.close()
+
+
+@pytest.fixture(scope='module')
+def deployed(tiny_run, tmp_path_factory):
+    "A copy of the tiny pipeline's deployed model (and its deploy.json), plus its test images."
+    tmp = tmp_path_factory.mktemp('serve'); repo = tiny_run['repo']
+    shutil.copytree(repo/'models/deploy', tmp/'deploy'); shutil.copy(repo/'models/deploy.json', tmp/'deploy.json')
+    images = sorted((repo/'data/voc_yolo/images/test').iterdir())
+    return dict(tmp=tmp, deploy=tmp/'deploy', images=images, onnx=repo/'runs/quantize/onnx/best.onnx')
+
+
+@pytest.fixture(scope='module')
+def server(deployed):
+    s = Server(deployed['tmp'], deployed['deploy'], '--token', TOKEN, '--max-body-mb', '1', '--workers', '2', '--max-queue', '64')
+    try: yield s.wait_ready()
+    finally: s.stop()
+
+
+def post_image(server, data, name='a.jpg', model='deploy', **params):
+    return requests.post(f'{server.url}/predict/{model}', params=params, files={'file': (name, data)}, timeout=30)
+
+
+def test_health_ready_models_and_no_torch_in_the_server(server, deployed):
+    assert requests.get(f'{server.url}/health').json() == {'status': 'alive'}
+    assert requests.get(f'{server.url}/ready').json() == {'ready': True, 'models': ['deploy']}
+    [m] = requests.get(f'{server.url}/models').json()
+    deploy = json.loads((deployed['tmp']/'deploy.json').read_text())
+    got = (m['name'], m['version'], m['origin'], m['precision'], m['imgsz'], m['mAP50'])
+    assert got == ('deploy', 1, 'pipeline', m['precision'], [64, 64], deploy['mAP50']) and m['precision'] in ('int8', 'fp32', 'fp16')
+    assert len(m['class_names']) == 20 and m['class_names'][0] == 'aeroplane' and m['file_mb'] > 0
+    maps = Path(f'/proc/{server.proc.pid}/maps').read_text()
+    assert 'libtorch' not in maps and 'ultralytics' not in maps, 'the service process must not load torch'
+
+
+def test_boxes_equal_ultralytics(server, deployed):
+    "≥99% of Ultralytics' detections match ours (class, IoU ≥ 0.99, confidence within 1e-3), images of every shape."
+    import cv2
+    from voc_yolo.core import offline_setup
+    offline_setup()
+    from ultralytics import YOLO
+    ref = YOLO(str(ultralytics_path(deployed['deploy'], deployed['tmp'])), task='detect')
+    cases = []
+    for f in deployed['images']:
+        img = cv2.imread(str(f))
+        cases += [img, cv2.resize(img, (200, 130)), cv2.resize(img, (40, 30)), img[: img.shape[0] // 2]]
+    matched = total = 0
+    for img in cases:
+        ours = post_image(server, cv2.imencode('.png', img)[1].tobytes(), 'x.png', conf=1e-4, iou=0.7).json()['images'][0]['detections']
+        b = ref.predict(img, conf=1e-4, iou=0.7, verbose=False)[0].boxes
+        for c, s, box in zip(b.cls.tolist(), b.conf.tolist(), b.xyxy.tolist()):
+            total += 1
+            matched += any(d['class_id'] == int(c) and abs(d['confidence'] - s) <= 1e-3 and iou(d['box'], box) >= 0.99 for d in ours)
+    print(f'{matched}/{total} of Ultralytics\' detections matched on {len(cases)} images')
+    assert total > 100 and matched / total >= 0.99, (matched, total)
+
+
+def ultralytics_path(model, tmp):
+    "The same model where Ultralytics recognises it: the .onnx file, or the IR in a folder named *_openvino_model."
+    from voc_yolo.runtime import model_file
+    f = model_file(model)
+    if f.suffix == '.onnx': return f
+    shutil.copytree(f.parent, tmp/'ref_openvino_model', dirs_exist_ok=True)
+    return tmp/'ref_openvino_model'
+
+
+def iou(a, b):
+    w = max(0, min(a[2], b[2]) - max(a[0], b[0])); h = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    return w * h / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h + 1e-9)
+
+
+def png_bomb(w, h):
+    "A small PNG whose header declares w×h pixels."
+    chunk = lambda t, d: struct.pack('>I', len(d)) + t + d + struct.pack('>I', zlib.crc32(t + d))
+    return (b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', w, h, 8, 2, 0, 0, 0))
+            + chunk(b'IDAT', zlib.compress(b'\0' * 1024)) + chunk(b'IEND', b''))
+
+
+def test_bad_images_get_a_clear_4xx_and_the_service_keeps_serving(server, deployed):
+    jpg = deployed['images'][0].read_bytes()
+    cases = {'not an image': (b'GIF? no, a text file', 415, 'not an image'), 'truncated': (jpg[: len(jpg) // 2], 422, 'truncated JPEG'),
+             'empty': (b'', 422, 'empty file'), 'bomb': (png_bomb(30000, 30000), 413, 'refused before decoding')}
+    for case, (data, status, msg) in cases.items():
+        r = post_image(server, data)
+        assert (r.status_code, msg in r.json()['detail']) == (status, True), (case, r.status_code, r.text)
+        assert post_image(server, jpg).status_code == 200, f'the service stopped answering after: {case}'
+    r = post_image(server, jpg, model='nope')
+    assert r.status_code == 404 and "no model named 'nope'; the models are ['deploy']" in r.json()['detail']
+
+
+def test_a_body_over_the_limit_is_refused_before_it_is_read(server):
+    "The headers announce 100 MB; the server answers 413 having read none of it (we never send the body)."
+    c = http.client.HTTPConnection('127.0.0.1', server.port, timeout=10)
+    c.putrequest('POST', '/predict/deploy'); c.putheader('Content-Type', 'multipart/form-data; boundary=x')
+    c.putheader('Content-Length', str(100 * 2**20)); c.endheaders()
+    r = c.getresponse()
+    assert r.status == 413 and 'over the limit of 1,048,576' in json.loads(r.read())['detail']
+    c.close()
+    r = requests.post(f'{server.url}/predict/deploy', files={'file': ('big.jpg', os.urandom(2 * 2**20))})
+    assert r.status_code == 413
+    assert requests.get(f'{server.url}/health').status_code == 200
+
+
+def upload(server, files, name='mine', token=TOKEN):
+    headers = {'Authorization': f'Bearer {token}'} if token else {}
+    return requests.post(f'{server.url}/upload', data={'name': name}, files=[('file', f) for f in files], headers=headers, timeout=120)
+
+
+def onnx_with(tmp, **change):
+    "A copy of the tiny pipeline's ONNX export with one thing changed: external data, or a graph that is not a detect head."
+    import onnx
+    from onnx import helper, TensorProto
+    m = onnx.load(str(tmp/'model.onnx'))
+    if change.get('external'):
+        t = m.graph.initializer[0]; t.data_location = TensorProto.EXTERNAL; t.ClearField('raw_data')
+        t.external_data.add(key='location', value='/etc/passwd')
+    if change.get('not_detect'):
+        g = helper.make_graph([helper.make_node('Identity', ['images'], ['out'])], 'g',
+                              [helper.make_tensor_value_info('images', TensorProto.FLOAT, [1, 3, 64, 64])],
+                              [helper.make_tensor_value_info('out', TensorProto.FLOAT, [1, 3, 64, 64])])
+        meta = {p.key: p.value for p in m.metadata_props}
+        m = helper.make_model(g, opset_imports=[helper.make_opsetid('', 17)]); helper.set_model_props(m, meta)
+    return m.SerializeToString()
+
+
+def test_uploads_are_checked_versioned_and_never_overwritten(server, deployed):
+    tmp = deployed['tmp']; shutil.copy(deployed['onnx'], tmp/'model.onnx'); good = ('model.onnx', (tmp/'model.onnx').read_bytes())
+    assert upload(server, [good], token=None).status_code == 401
+    assert upload(server, [good], token='wrong').status_code == 403
+    r = upload(server, [('best.pt', b'PK\x03\x04 a torch zip')])
+    assert r.status_code == 415 and 'Pickles can execute arbitrary code' in r.json()['detail'] and 'format=onnx' in r.json()['detail']
+    r = upload(server, [('model.onnx', onnx_with(tmp, external=True))])
+    assert r.status_code == 422 and 'point to external files' in r.json()['detail']
+    r = upload(server, [('model.onnx', onnx_with(tmp, not_detect=True))])
+    assert r.status_code == 422 and 'is not a YOLOv8 detect head' in r.json()['detail']
+    for bad in ('../evil', 'a/b', 'x y', '.hidden', 'deploy'):
+        assert upload(server, [good], name=bad).status_code in (400, 409), bad
+    assert not (tmp/'evil').exists() and not (tmp/'store/a').exists()
+    with cf.ThreadPoolExecutor(2) as ex:  # two uploads of one name at once: two versions, neither lost
+        answers = list(ex.map(lambda _: upload(server, [good]), range(2)))
+    assert sorted(a.json()['version'] for a in answers) == [1, 2], [a.text for a in answers]
+    assert sorted(p.name for p in (tmp/'store/mine').iterdir()) == ['1', '2']
+    models = {m['name']: m for m in requests.get(f'{server.url}/models').json()}
+    assert models['mine']['version'] == 2 and models['mine']['origin'] == 'upload' and models['mine']['backend'] == 'onnxruntime'
+    assert post_image(server, deployed['images'][0].read_bytes(), model='mine').status_code == 200
+    assert not list((tmp/'store/.incoming').iterdir()), 'refused uploads leave nothing behind'
+
+
+def test_uploads_are_off_without_a_token(deployed, tmp_path):
+    s = Server(tmp_path, deployed['deploy'], '--workers', '1').wait_ready()
+    try:
+        r = upload(s, [('model.onnx', deployed['onnx'].read_bytes())])
+        assert r.status_code == 403 and 'uploads are off' in r.json()['detail']
+    finally: s.stop()
+
+
+def metric(server, line_start):
+    lines = [ln for ln in requests.get(f'{server.url}/metrics').text.splitlines() if ln.startswith(line_start)]
+    return float(lines[0].rsplit(' ', 1)[1]) if lines else 0.0
+
+
+def test_metrics_count_exactly_what_was_sent(server, deployed):
+    key = 'voc_yolo_http_requests_total{method="POST",route="/predict/{model_name}",status="200"}'
+    before, images = metric(server, key), metric(server, 'voc_yolo_images_total{model="deploy"}')
+    for _ in range(7): assert post_image(server, deployed['images'][0].read_bytes()).status_code == 200
+    assert metric(server, key) - before == 7
+    assert metric(server, 'voc_yolo_images_total{model="deploy"}') - images == 7
+    assert metric(server, 'voc_yolo_inference_duration_seconds_bucket{le="0.0025",model="deploy"}') > 0
+    assert metric(server, 'voc_yolo_models_loaded') >= 1
+
+
+def test_a_flood_gets_503_not_an_unbounded_queue(deployed, tmp_path):
+    import cv2
+    big = cv2.imencode('.jpg', cv2.resize(cv2.imread(str(deployed['images'][0])), (1600, 1200)))[1].tobytes()
+    s = Server(tmp_path, deployed['deploy'], '--workers', '1', '--max-queue', '2').wait_ready()
+    try:
+        with cf.ThreadPoolExecutor(24) as ex:
+            codes = list(ex.map(lambda _: post_image(s, big).status_code, range(48)))
+        assert set(codes) == {200, 503} and codes.count(200) >= 2, codes
+        r = post_image(s, big)
+        assert r.status_code == 200 and requests.get(f'{s.url}/health').status_code == 200
+        assert metric(s, 'voc_yolo_rejected_total') == codes.count(503)
+    finally: s.stop()
+
+
+def test_the_page_shows_what_the_api_answers(server, deployed, browser):
+    "Headless Chromium: choose a test image, the table's rows equal the JSON API's detections for it."
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+    browser.get(server.url + '/')
+    WebDriverWait(browser, 20).until(lambda d: d.find_elements(By.CSS_SELECTOR, '#model option'))
+    browser.execute_script("const c = document.getElementById('conf'); c.value = 0; c.dispatchEvent(new Event('input'))")
+    img = deployed['images'][0]
+    browser.find_element(By.ID, 'file').send_keys(str(img))
+    WebDriverWait(browser, 20).until(lambda d: 'detections in' in d.find_element(By.ID, 'status').text)
+    rows = [[td.text for td in tr.find_elements(By.TAG_NAME, 'td')] for tr in browser.find_elements(By.CSS_SELECTOR, '#detections tr')]
+    api = post_image(server, img.read_bytes(), conf=0).json()['images'][0]['detections']
+    assert len(rows) == len(api) > 0
+    for row, d in zip(rows, api):
+        assert row[1] == d['class_name'] and float(row[2]) == pytest.approx(d['confidence'], abs=6e-4), (row, d)
+        assert [float(v) for v in row[3:]] == pytest.approx(d['box'], abs=0.06), (row, d)
+    assert not [e for e in browser.get_log('browser') if e['level'] == 'SEVERE']
+    assert browser.execute_script("return document.getElementById('canvas').width") == 96
+
+
+def test_bench_serve_prints_its_table_and_ratios(deployed):
+    "`make bench-serve` on the tiny model, one second per setup: every setup answers, without errors."
+    import sys
+    from conftest import ROOT, run
+    out = run(f"{sys.executable} tests/bench_serve.py --model {deployed['deploy']} --images {deployed['images'][0].parent} "
+              "--seconds 1 --clients 1,2", ROOT).stdout
+    print(out)
+    assert '(a) in process' in out and out.count('(b) voc-yolo serve') == 2 and out.count('(c) seed: YOLO.predict') == 2, out
+    assert 'at 2 clients: (b)/(a) = ' in out and 'errors (b) 0, (c) 0' in out, out
