@@ -1,9 +1,9 @@
 """Benchmark: the inference service against the in-process limit and the seed project's pattern, on the same model
 file, the same JPEGs and the same cores, in one run.
 
-  (a) in process: decode + letterbox + infer + NMS with `voc_yolo.runtime.Predictor`, the best of a few
-      worker/thread splits, no HTTP;
-  (b) `voc-yolo serve` with that split, at 1, 4 and 16 concurrent clients;
+  (a) in process: decode + letterbox + infer + NMS with `voc_yolo.runtime.Predictor` and its `MicroBatcher`,
+      16 threads each with one image in flight, the best of a few stream/thread/batch settings, no HTTP;
+  (b) `voc-yolo serve` with those settings, at 1, 4 and 16 concurrent clients;
   (c) the seed pattern, FastAPI calling `ultralytics.YOLO(<same file>).predict` per request (tests/bench_serve_seed.py).
 The clients are closed loops (each sends its next request when the last answer arrived) over keep-alive
 connections, from one asyncio process. Prints requests/s, p50 and p99 per setup, and the ratios at 16 clients.
@@ -65,18 +65,21 @@ def load(port: int, path: str, jpegs: list, clients: int, seconds: float) -> dic
     return asyncio.run(closed_loop(port, reqs, clients, seconds))
 
 
-def in_process(model: Path, jpegs: list, workers: int, threads: int, seconds: float) -> dict:
-    "Images/s of decode + predict in `workers` threads sharing one Predictor, no HTTP."
-    from voc_yolo.runtime import Predictor, decode_image
-    pred = Predictor(model, threads=threads, streams=workers).warmup()
-    end, counts = time.perf_counter() + seconds, [0] * workers
+def in_process(model: Path, jpegs: list, streams: int, threads: int, max_batch: int, seconds: float, feeders: int = 16) -> dict:
+    "Images/s of decode + letterbox + micro-batched inference + NMS, `feeders` threads each with one image in flight, no HTTP."
+    from voc_yolo.runtime import MicroBatcher, Predictor, decode_image
+    pred = Predictor(model, threads=threads, streams=streams).warmup(); batcher = MicroBatcher(pred, max_batch)
+    end, counts = time.perf_counter() + seconds, [0] * feeders
     def work(k):
         i = k
         while time.perf_counter() < end:
-            pred.predict_one(decode_image(jpegs[i % len(jpegs)])); counts[k] += 1; i += workers
+            p = pred.prepare(decode_image(jpegs[i % len(jpegs)]))
+            batcher.submit(p.x, lambda out, ms, p=p: pred.finish(out, p, ms)).result()
+            counts[k] += 1; i += feeders
     t0 = time.perf_counter()
-    with ThreadPoolExecutor(workers) as ex: list(ex.map(work, range(workers)))
-    return dict(rps=sum(counts) / (time.perf_counter() - t0), workers=workers, threads=threads)
+    with ThreadPoolExecutor(feeders) as ex: list(ex.map(work, range(feeders)))
+    batcher.close()
+    return dict(rps=sum(counts) / (time.perf_counter() - t0), streams=streams, threads=threads, max_batch=max_batch)
 
 
 def wait_ready(url: str, proc, timeout: float = 120):
@@ -102,12 +105,11 @@ def stop(proc):
     except subprocess.TimeoutExpired: proc.kill()
 
 
-def ultralytics_path(model: Path) -> Path:
-    "The same model where Ultralytics recognises it: the .onnx file, or the IR in a folder named *_openvino_model."
+def ultralytics_path(model: Path, dst: Path) -> Path:
+    "The same model where Ultralytics recognises it: the .onnx file, or a copy of the IR in `dst` (named *_openvino_model)."
     from voc_yolo.runtime import model_file
     f = model_file(model)
     if f.suffix == '.onnx' or f.parent.name.endswith('_openvino_model'): return f if f.suffix == '.onnx' else f.parent
-    dst = ROOT/'runs/bench_serve/seed_openvino_model'
     shutil.rmtree(dst, ignore_errors=True); shutil.copytree(f.parent, dst)
     return dst
 
@@ -128,20 +130,24 @@ def main():
     from voc_yolo.core import offline_setup
     offline_setup()
     model = export_640(ROOT/'models/best.pt') if a.imgsz == 640 else ROOT/a.model
+    from voc_yolo.runtime import model_metadata
+    imgsz = model_metadata(model)['imgsz'][0]
     jpegs = [f.read_bytes() for f in sorted((ROOT/a.images).glob('*.jpg'))[:200]]
     cores, clients = os.cpu_count(), [int(c) for c in a.clients.split(',')]
-    print(f'model {model.relative_to(ROOT)}, {len(jpegs)} JPEGs of the test split, {cores} cores, {a.seconds:.0f} s per setup\n')
+    print(f'model {model}, {len(jpegs)} JPEGs of the test split, {cores} cores, {a.seconds:.0f} s per setup\n')
 
-    splits = sorted({(cores, 1), (1, cores), (max(1, cores // 2), 2)})
-    inproc = [in_process(model, jpegs, w, t, a.seconds) for w, t in splits]
-    for r in inproc: print(f"(a) in process, {r['workers']} workers x {r['threads']} threads: {r['rps']:8.1f} images/s")
+    configs = [(cores, 1, 1), (cores, 1, 8), (1, cores, 8), (max(1, cores // 2), 2, 8)]  # streams, threads, max_batch
+    inproc = [in_process(model, jpegs, st, th, mb, a.seconds) for st, th, mb in dict.fromkeys(configs)]
+    for r in inproc:
+        print(f"(a) in process, {r['streams']} streams x {r['threads']} threads, batches up to {r['max_batch']}: {r['rps']:8.1f} images/s")
     best = max(inproc, key=lambda r: r['rps'])
-    rows = [('(a) in process', f"{best['workers']}w x {best['threads']}t", '-', best['rps'], None, None, 0)]
+    rows = [('(a) in process', f"{best['streams']}x{best['threads']} b{best['max_batch']}", '-', best['rps'], None, None, 0)]
 
     port = free_port()
     svc = run_server([shutil.which('voc-yolo'), 'serve', '--port', str(port), '--deploy', str(model),
-                      '--models', str(ROOT/'runs/bench_serve/store'), '--workers', str(best['workers']),
-                      '--threads', str(best['threads']), '--max-queue', '256'], f'http://127.0.0.1:{port}/ready')
+                      '--models', str(ROOT/'runs/bench_serve/store'), '--streams', str(best['streams']),
+                      '--threads', str(best['threads']), '--max-batch', str(best['max_batch']), '--max-queue', '256'],
+                     f'http://127.0.0.1:{port}/ready')
     try:
         for c in clients:
             r = load(port, '/predict/deploy', jpegs, c, a.seconds)
@@ -150,7 +156,9 @@ def main():
 
     port = free_port()
     seed = run_server([sys.executable, '-m', 'uvicorn', '--app-dir', str(ROOT/'tests'), 'bench_serve_seed:app', '--port', str(port),
-                       '--log-level', 'warning'], f'http://127.0.0.1:{port}/docs', env={'SEED_MODEL': str(ultralytics_path(model))})
+                       '--log-level', 'warning'], f'http://127.0.0.1:{port}/docs',
+                      env={'SEED_MODEL': str(ultralytics_path(model, ROOT/'runs/bench_serve/seed_openvino_model')),
+                           'SEED_IMGSZ': str(imgsz)})
     try:
         for c in clients:
             r = load(port, '/predict/deploy', jpegs, c, a.seconds)

@@ -86,7 +86,7 @@ def browser():
     from selenium.webdriver.chrome.service import Service
     opts = webdriver.ChromeOptions(); opts.binary_location = CHROMIUM
     for a in ('--headless=new', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--window-size=1280,900',
-              '--proxy-server=127.0.0.1:9', '--proxy-bypass-list=<-loopback>'):  # no network: any fetch would fail loudly
+              '--proxy-server=127.0.0.1:9'):  # no network: a fetch beyond loopback (which bypasses proxies) fails loudly
         opts.add_argument(a)
     opts.set_capability('goog:loggingPrefs', {'browser': 'ALL'})
     d = webdriver.Chrome(service=Service(DRIVER), options=opts)

@@ -5,10 +5,10 @@
 # %% auto #0
 __all__ = ['PAGE']
 
-# %% ../nbs/10a_frontend.ipynb #663197ea
+# %% ../nbs/10a_frontend.ipynb #c2e16fad
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>voc_yolo detector</title>
+<title>voc_yolo detector</title><link rel="icon" href="data:,">
 <style>
  body{font:15px/1.45 system-ui,sans-serif;margin:0;color:#1d2330;background:#f5f6f8}
  header{background:#1d2330;color:#fff;padding:.7em 1.2em}header b{font-size:1.1em}

@@ -4,8 +4,9 @@
 
 # %% ../nbs/09_runtime.ipynb #f04c3afe
 from __future__ import annotations
-import ast, os, queue, threading, time
-from dataclasses import dataclass, field
+import ast, queue, threading, time
+from concurrent.futures import Future
+from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
 import yaml
@@ -13,7 +14,7 @@ from .core import pil_open
 
 # %% auto #0
 __all__ = ['MAX_WH', 'ModelError', 'model_file', 'model_metadata', 'letterbox', 'to_tensor', 'nms', 'decode', 'scale_boxes',
-           'ImageError', 'decode_image', 'Predictor', 'model_precision', 'check_head']
+           'ImageError', 'decode_image', 'Predictor', 'Prepared', 'model_precision', 'check_head', 'MicroBatcher']
 
 # %% ../nbs/09_runtime.ipynb #d535f110
 class ModelError(ValueError):
@@ -142,49 +143,66 @@ class Predictor:
     "A YOLOv8 detector from an ONNX file (ONNX Runtime) or an OpenVINO IR, using the size and class names stored in it."
     def __init__(self, path:Path|str, # an .onnx, an OpenVINO .xml, or a folder holding one
                  threads:int=1, # CPU threads per inference
-                 streams:int=1, # inferences that may run at once (one per serving worker thread)
+                 streams:int=1, # inferences that may run at once
                 ):
         meta = model_metadata(path)
         self.file, self.imgsz, self.names, self.stride = meta['file'], tuple(meta['imgsz']), meta['names'], meta['stride']
         self.threads, self.streams = threads, streams
         self.backend = 'onnxruntime' if self.file.suffix == '.onnx' else 'openvino'
         self.precision = model_precision(self.file)
-        self._infer, self.dynamic = self._onnxruntime() if self.backend == 'onnxruntime' else self._openvino()
+        self.infer, self.dynamic = self._onnxruntime() if self.backend == 'onnxruntime' else self._openvino()
 
     def _onnxruntime(self):
         import onnxruntime as ort
         so = ort.SessionOptions(); so.intra_op_num_threads = self.threads; so.inter_op_num_threads = 1
         sess = ort.InferenceSession(str(self.file), so, providers=['CPUExecutionProvider'])
         inp = sess.get_inputs()[0]
-        return (lambda x: sess.run(None, {inp.name: x})[0]), not all(isinstance(d, int) for d in inp.shape[2:])
+        run = lambda x: sess.run(None, {inp.name: x})[0]
+        one_by_one = lambda x: run(x) if len(x) == 1 else np.concatenate([run(x[i:i + 1]) for i in range(len(x))])
+        return (run if not isinstance(inp.shape[0], int) else one_by_one), not all(isinstance(d, int) for d in inp.shape[2:])
 
     def _openvino(self):
         import openvino as ov
-        core = ov.Core(); model = core.read_model(str(self.file))
-        model.reshape([1, 3, *self.imgsz])
-        compiled = core.compile_model(model, 'CPU', {'PERFORMANCE_HINT': 'THROUGHPUT', 'NUM_STREAMS': self.streams,
-                                                     'INFERENCE_NUM_THREADS': self.threads * self.streams})
-        pool = queue.Queue()
-        for _ in range(self.streams): pool.put(compiled.create_infer_request())
+        core, pools = ov.Core(), {}
+        cfg = {'PERFORMANCE_HINT': 'THROUGHPUT', 'NUM_STREAMS': self.streams, 'INFERENCE_NUM_THREADS': self.threads * self.streams}
+        for batch in (1, -1):  # a static batch of one (fastest alone) and a dynamic batch for micro-batches
+            model = core.read_model(str(self.file)); model.reshape([batch, 3, *self.imgsz])
+            compiled, pools[batch] = core.compile_model(model, 'CPU', cfg), queue.Queue()
+            for _ in range(self.streams): pools[batch].put(compiled.create_infer_request())
         def infer(x):
-            req = pool.get()
+            pool = pools[1 if len(x) == 1 else -1]; req = pool.get()
             try: return req.infer({0: x})[0].copy()
             finally: pool.put(req)
         return infer, False
 
 # %% ../nbs/09_runtime.ipynb #ad08f60a
-def _predict_one(self:Predictor, img:np.ndarray, conf:float=0.25, iou:float=0.7, max_det:int=300)->dict:
-    "Detections for one BGR image, boxes in its own pixels, and the milliseconds spent in each step."
-    t0 = time.perf_counter()
+@dataclass
+class Prepared:
+    "One image as the network takes it, and what it takes to map the boxes back."
+    x:np.ndarray  # 1×3×H×W float32
+    gain:tuple; pad:tuple; shape:tuple  # letterbox scale and padding; the original (h, w)
+    ms:float  # preprocessing time
+
+def _prepare(self:Predictor, img:np.ndarray)->Prepared:
+    "Letterbox one BGR image and make it the network's input."
+    t = time.perf_counter()
     x, gain, pad = letterbox(img, self.imgsz, self.stride, auto=self.dynamic)
-    x = to_tensor(x)[None]
-    t1 = time.perf_counter(); out = self._infer(x)[0]; t2 = time.perf_counter()
-    det = scale_boxes(decode(out, conf, iou, max_det), gain, pad, img.shape[:2])
-    t3 = time.perf_counter()
+    return Prepared(to_tensor(x)[None], gain, pad, img.shape[:2], (time.perf_counter() - t) * 1e3)
+
+def _finish(self:Predictor, out:np.ndarray, p:Prepared, infer_ms:float, conf:float=0.25, iou:float=0.7, max_det:int=300)->dict:
+    "Detections from one image's raw output, boxes in its own pixels, and the milliseconds spent in each step."
+    t = time.perf_counter()
+    det = scale_boxes(decode(out, conf, iou, max_det), p.gain, p.pad, p.shape)
     boxes = [dict(class_id=int(c), class_name=self.names.get(int(c), str(int(c))), confidence=round(float(s), 5),
                   box=[round(float(v), 2) for v in b]) for *b, s, c in det]
-    return dict(width=img.shape[1], height=img.shape[0], detections=boxes,
-                ms=dict(preprocess=round((t1 - t0) * 1e3, 3), inference=round((t2 - t1) * 1e3, 3), postprocess=round((t3 - t2) * 1e3, 3)))
+    return dict(width=p.shape[1], height=p.shape[0], detections=boxes, ms=dict(
+        preprocess=round(p.ms, 3), inference=round(infer_ms, 3), postprocess=round((time.perf_counter() - t) * 1e3, 3)))
+
+def _predict_one(self:Predictor, img:np.ndarray, conf:float=0.25, iou:float=0.7, max_det:int=300)->dict:
+    "Detections for one BGR image: prepare, infer, finish."
+    p = self.prepare(img)
+    t = time.perf_counter(); out = self.infer(p.x)[0]
+    return self.finish(out, p, (time.perf_counter() - t) * 1e3, conf, iou, max_det)
 
 def _describe(self:Predictor)->dict:
     "What /models says about the model: backend, precision, input size, classes, file size."
@@ -201,7 +219,7 @@ def model_precision(f:Path)->str:
 def check_head(self:Predictor)->Predictor:
     "Refuse a model whose input or output is not a YOLOv8 detect head for its own classes and input size."
     h, w = self.imgsz
-    try: out = self._infer(np.zeros((1, 3, h, w), np.float32))
+    try: out = self.infer(np.zeros((1, 3, h, w), np.float32))
     except Exception as e: raise ModelError(f"{self.file}: inference on a 1×3×{h}×{w} image failed ({type(e).__name__}: {e}); a YOLOv8 detector takes N×3×H×W") from None
     want = (1, 4 + len(self.names), sum((h // s) * (w // s) for s in (8, 16, 32)))
     if out.shape != want:
@@ -214,4 +232,41 @@ def _warmup(self:Predictor, n:int=3)->Predictor:
     for _ in range(n): self.predict_one(np.full((*self.imgsz, 3), 114, np.uint8))
     return self
 
-Predictor.predict_one, Predictor.describe, Predictor.check_head, Predictor.warmup = _predict_one, _describe, check_head, _warmup
+Predictor.prepare, Predictor.finish, Predictor.predict_one = _prepare, _finish, _predict_one
+Predictor.describe, Predictor.check_head, Predictor.warmup = _describe, check_head, _warmup
+
+# %% ../nbs/09_runtime.ipynb #71f78b7e
+class MicroBatcher:
+    "Runs the single-image inferences that are waiting together as one batch, on `predictor.streams` threads."
+    def __init__(self, predictor:Predictor, # the model
+                 max_batch:int=8, # most images per inference (1: no batching)
+                 on_batch:callable=None, # called with (images, ms) after every inference, e.g. for metrics
+                ):
+        self.p, self.q, self.on_batch = predictor, queue.Queue(), on_batch
+        self.max_batch = 1 if predictor.dynamic else max_batch  # rectangular letterboxes differ in shape: one at a time
+        self.threads = [threading.Thread(target=self._loop, name=f'infer-{i}', daemon=True) for i in range(predictor.streams)]
+        for t in self.threads: t.start()
+
+    def submit(self, x:np.ndarray, then:callable)->Future:
+        "Queue one 1×3×H×W input; the future holds `then(output, ms per image)`, computed on the inference thread."
+        f = Future(); self.q.put((x, then, f)); return f
+
+    def _loop(self):
+        while (item := self.q.get()) is not None:
+            items = [item]
+            while len(items) < self.max_batch:  # take what is already waiting: no added delay when idle
+                try: nxt = self.q.get_nowait()
+                except queue.Empty: break
+                if nxt is None: self.q.put(None); break
+                items.append(nxt)
+            try:
+                t = time.perf_counter(); out = self.p.infer(np.concatenate([x for x, _, _ in items])); ms = (time.perf_counter() - t) * 1e3
+                if self.on_batch: self.on_batch(len(items), ms)
+                for (_, then, f), o in zip(items, out): f.set_result(then(o, ms / len(items)))
+            except Exception as e:  # noqa: BLE001 - every waiting request learns what went wrong
+                for _, _, f in items:
+                    if not f.done(): f.set_exception(e)
+
+    def close(self):
+        "Stop the inference threads once the queue is drained."
+        for _ in self.threads: self.q.put(None)
