@@ -226,10 +226,12 @@ def test_the_page_shows_what_the_api_answers(server, deployed, browser):
     browser.get(server.url + '/')
     WebDriverWait(browser, 20).until(lambda d: d.find_elements(By.CSS_SELECTOR, '#model option'))
     browser.execute_script("const c = document.getElementById('conf'); c.value = 0; c.dispatchEvent(new Event('input'))")
+    time.sleep(0.3)  # the slider's debounce (150 ms) has passed
     img = deployed['images'][0]
     browser.find_element(By.ID, 'file').send_keys(str(img))
     WebDriverWait(browser, 20).until(lambda d: 'detections in' in d.find_element(By.ID, 'status').text)
-    rows = [[td.text for td in tr.find_elements(By.TAG_NAME, 'td')] for tr in browser.find_elements(By.CSS_SELECTOR, '#detections tr')]
+    rows = browser.execute_script(  # read in one call: the table as it stands
+        "return [...document.querySelectorAll('#detections tr')].map(tr => [...tr.cells].map(td => td.textContent))")
     api = post_image(server, img.read_bytes(), conf=0).json()['images'][0]['detections']
     assert len(rows) == len(api) > 0
     for row, d in zip(rows, api):

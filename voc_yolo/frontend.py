@@ -5,7 +5,7 @@
 # %% auto #0
 __all__ = ['PAGE']
 
-# %% ../nbs/10a_frontend.ipynb #c2e16fad
+# %% ../nbs/10a_frontend.ipynb #c8ec01db
 PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>voc_yolo detector</title><link rel="icon" href="data:,">
@@ -40,7 +40,7 @@ PAGE = """<!doctype html>
 </main>
 <script>
 const $ = id => document.getElementById(id);
-let image = null, file = null, models = [], pending = null;
+let image = null, file = null, models = [], pending = null, asked = 0;
 const color = k => `hsl(${(k * 47) % 360} 80% 45%)`;
 function status(text, error) { $('status').textContent = text; $('status').className = error ? 'error' : ''; }
 async function loadModels() {
@@ -54,10 +54,11 @@ function showModel() {
 }
 async function predict() {
   if (!file) return;
-  const conf = $('conf').value, body = new FormData(); body.append('file', file);
+  const conf = $('conf').value, body = new FormData(), mine = ++asked; body.append('file', file);
   status('predicting…');
   const r = await fetch(`/predict/${encodeURIComponent($('model').value)}?conf=${conf}`, {method: 'POST', body});
   const answer = await r.json();
+  if (mine !== asked) return;  // a newer question (slider moved, other image) is on its way: show only its answer
   if (!r.ok) { status(`${r.status}: ${answer.detail}`, true); $('detections').innerHTML = ''; return; }
   const result = answer.images[0]; draw(result.detections);
   status(`${result.detections.length} detections in ${answer.ms.toFixed(1)} ms (inference ${result.ms.inference.toFixed(1)} ms)`);
