@@ -7,6 +7,7 @@ file, the same JPEGs and the same cores, in one run.
   (c) the seed pattern, FastAPI calling `ultralytics.YOLO(<same file>).predict` per request (tests/bench_serve_seed.py).
 The clients are closed loops (each sends its next request when the last answer arrived) over keep-alive
 connections, from one asyncio process. Prints requests/s, p50 and p99 per setup, and the ratios at 16 clients.
+Setups are measured in interleaved rounds (the machine's load drifts) and medians printed.
 `--imgsz 640` exports models/best.pt at 640 px (OpenVINO, its default precision) and measures that instead.
 Usage: python tests/bench_serve.py [--model models/deploy] [--seconds 8] [--imgsz 640]
 """
@@ -15,6 +16,7 @@ import asyncio
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -126,6 +128,7 @@ def main():
     ap.add_argument('--seconds', type=float, default=8, help='measured seconds per setup')
     ap.add_argument('--imgsz', type=int, default=0, help='640: export models/best.pt at 640 px and measure that model')
     ap.add_argument('--clients', default='1,4,16', help='concurrent clients for (b) and (c)')
+    ap.add_argument('--rounds', type=int, default=3, help='interleaved rounds of every setup (medians are printed)')
     a = ap.parse_args()
     from voc_yolo.core import offline_setup
     offline_setup()
@@ -137,42 +140,42 @@ def main():
     print(f'model {model}, {len(jpegs)} JPEGs of the test split, {cores} cores, {a.seconds:.0f} s per setup\n')
 
     configs = [(cores, 1, 1), (cores, 1, 8), (1, cores, 8), (max(1, cores // 2), 2, 8)]  # streams, threads, max_batch
-    inproc = [in_process(model, jpegs, st, th, mb, a.seconds) for st, th, mb in dict.fromkeys(configs)]
-    for r in inproc:
+    tried = [in_process(model, jpegs, st, th, mb, a.seconds / 2) for st, th, mb in dict.fromkeys(configs)]
+    for r in tried:
         print(f"(a) in process, {r['streams']} streams x {r['threads']} threads, batches up to {r['max_batch']}: {r['rps']:8.1f} images/s")
-    best = max(inproc, key=lambda r: r['rps'])
-    rows = [('(a) in process', f"{best['streams']}x{best['threads']} b{best['max_batch']}", '-', best['rps'], None, None, 0)]
+    best = max(tried, key=lambda r: r['rps'])
+    cfg = ['--streams', str(best['streams']), '--threads', str(best['threads']), '--max-batch', str(best['max_batch'])]
+    print(f"best: {' '.join(cfg)}; now {a.rounds} interleaved rounds of every setup, medians below\n")
 
-    port = free_port()
-    svc = run_server([shutil.which('voc-yolo'), 'serve', '--port', str(port), '--deploy', str(model),
-                      '--models', str(ROOT/'runs/bench_serve/store'), '--streams', str(best['streams']),
-                      '--threads', str(best['threads']), '--max-batch', str(best['max_batch']), '--max-queue', '256'],
-                     f'http://127.0.0.1:{port}/ready')
+    ports = free_port(), free_port()
+    svc = run_server([shutil.which('voc-yolo'), 'serve', '--port', str(ports[0]), '--deploy', str(model),
+                      '--models', str(ROOT/'runs/bench_serve/store'), '--max-queue', '256', *cfg],
+                     f'http://127.0.0.1:{ports[0]}/ready')
+    seed_model = ultralytics_path(model, ROOT/'runs/bench_serve/seed_openvino_model')
+    seed = run_server([sys.executable, '-m', 'uvicorn', '--app-dir', str(ROOT/'tests'), 'bench_serve_seed:app', '--port', str(ports[1]),
+                       '--log-level', 'warning'], f'http://127.0.0.1:{ports[1]}/docs',
+                      env={'SEED_MODEL': str(seed_model), 'SEED_IMGSZ': str(imgsz)})
+    runs = {}
     try:
-        for c in clients:
-            r = load(port, '/predict/deploy', jpegs, c, a.seconds)
-            rows.append(('(b) voc-yolo serve', '', c, r['rps'], r['p50'], r['p99'], r['errors']))
-    finally: stop(svc)
+        for _ in range(a.rounds):
+            r = in_process(model, jpegs, best['streams'], best['threads'], best['max_batch'], a.seconds)
+            runs.setdefault('(a) in process', []).append(r)
+            for c in clients:
+                runs.setdefault(('(b) voc-yolo serve', c), []).append(load(ports[0], '/predict/deploy', jpegs, c, a.seconds))
+                runs.setdefault(('(c) seed: YOLO.predict', c), []).append(load(ports[1], '/predict/deploy', jpegs, c, a.seconds))
+    finally: stop(svc); stop(seed)
 
-    port = free_port()
-    seed = run_server([sys.executable, '-m', 'uvicorn', '--app-dir', str(ROOT/'tests'), 'bench_serve_seed:app', '--port', str(port),
-                       '--log-level', 'warning'], f'http://127.0.0.1:{port}/docs',
-                      env={'SEED_MODEL': str(ultralytics_path(model, ROOT/'runs/bench_serve/seed_openvino_model')),
-                           'SEED_IMGSZ': str(imgsz)})
-    try:
+    med = lambda rs, k: statistics.median(r[k] for r in rs)
+    print(f"{'setup':24s} {'clients':>7s} {'req/s':>8s} {'p50 ms':>8s} {'p99 ms':>8s} {'errors':>6s}   (medians of {a.rounds} rounds)")
+    print(f"{'(a) in process':24s} {'-':>7s} {med(runs['(a) in process'], 'rps'):8.1f} {'-':>8s} {'-':>8s} {0:6d}")
+    for name in ('(b) voc-yolo serve', '(c) seed: YOLO.predict'):
         for c in clients:
-            r = load(port, '/predict/deploy', jpegs, c, a.seconds)
-            rows.append(('(c) seed: YOLO.predict', '', c, r['rps'], r['p50'], r['p99'], r['errors']))
-    finally: stop(seed)
-
-    print(f"\n{'setup':24s} {'config':9s} {'clients':>7s} {'req/s':>8s} {'p50 ms':>8s} {'p99 ms':>8s} {'errors':>6s}")
-    for name, cfg, c, rps, p50, p99, err in rows:
-        p50s, p99s = ('-', '-') if p50 is None else (f'{p50:.2f}', f'{p99:.2f}')
-        print(f"{name:24s} {cfg:9s} {c!s:>7s} {rps:8.1f} {p50s:>8s} {p99s:>8s} {err:6d}")
-    b16 = next(r for r in rows if r[0].startswith('(b)') and r[2] == max(clients))
-    c16 = next(r for r in rows if r[0].startswith('(c)') and r[2] == max(clients))
-    print(f"\nat {max(clients)} clients: (b)/(a) = {b16[3] / best['rps']:.2f}, (b)/(c) = {b16[3] / c16[3]:.2f}; "
-          f"errors (b) {sum(r[6] for r in rows if r[0].startswith('(b)'))}, (c) {sum(r[6] for r in rows if r[0].startswith('(c)'))}")
+            rs = runs[(name, c)]
+            print(f"{name:24s} {c:7d} {med(rs, 'rps'):8.1f} {med(rs, 'p50'):8.2f} {med(rs, 'p99'):8.2f} {sum(r['errors'] for r in rs):6d}")
+    top = max(clients); A = med(runs['(a) in process'], 'rps')
+    B, C = med(runs[('(b) voc-yolo serve', top)], 'rps'), med(runs[('(c) seed: YOLO.predict', top)], 'rps')
+    errors = {k: sum(r['errors'] for key, rs in runs.items() if key[0].startswith(k) for r in rs) for k in ('(b)', '(c)')}
+    print(f"\nat {top} clients: (b)/(a) = {B / A:.2f}, (b)/(c) = {B / C:.2f}; errors (b) {errors['(b)']}, (c) {errors['(c)']}")
 
 
 if __name__ == '__main__':

@@ -246,7 +246,7 @@ def test_bench_serve_prints_its_table_and_ratios(deployed):
     import sys
     from conftest import ROOT, run
     out = run(f"{sys.executable} tests/bench_serve.py --model {deployed['deploy']} --images {deployed['images'][0].parent} "
-              "--seconds 1 --clients 1,2", ROOT).stdout
+              "--seconds 1 --clients 1,2 --rounds 1", ROOT).stdout
     print(out)
     assert '(a) in process' in out and out.count('(b) voc-yolo serve') == 2 and out.count('(c) seed: YOLO.predict') == 2, out
     assert 'at 2 clients: (b)/(a) = ' in out and 'errors (b) 0, (c) 0' in out, out
