@@ -50,7 +50,10 @@ def main(argv:list[str]|None=None)->int:
     if args.command == 'serve':
         if getattr(args, 'missing', None): print(f"voc-yolo serve needs {args.missing}: pip install 'voc_yolo[serve]'", file=sys.stderr); return 2
         from voc_yolo.serve import serve, Settings
-        serve(args.host, args.port, args.access_log, **{f.name: getattr(args, f.name) for f in dataclasses.fields(Settings)})
+        opts = {f.name: getattr(args, f.name) for f in dataclasses.fields(Settings)}
+        try: Settings.from_env(**opts)  # a bad flag or VOC_YOLO_* value: one line, not a traceback
+        except ValueError as e: print(f'voc-yolo serve: {e}', file=sys.stderr); return 2
+        serve(args.host, args.port, args.access_log, **opts)
         return 0
     offline_setup()  # before anything imports ultralytics: its settings live in the repository's .cache/
     cls, fn, default = stage_table()[args.command]
