@@ -52,7 +52,8 @@ def deployed(tiny_run, tmp_path_factory):
     tmp = tmp_path_factory.mktemp('serve'); repo = tiny_run['repo']
     shutil.copytree(repo/'models/deploy', tmp/'deploy'); shutil.copy(repo/'models/deploy.json', tmp/'deploy.json')
     images = sorted((repo/'data/voc_yolo/images/test').iterdir())
-    return dict(tmp=tmp, deploy=tmp/'deploy', images=images, onnx=repo/'runs/quantize/onnx/best.onnx')
+    return dict(tmp=tmp, deploy=tmp/'deploy', images=images, onnx=repo/'runs/quantize/onnx/best.onnx',
+                ir=repo/'runs/quantize/openvino_fp32/best_openvino_model')
 
 
 @pytest.fixture(scope='module')
@@ -134,6 +135,8 @@ def test_a_body_over_the_limit_is_refused_before_it_is_read(server):
     c.close()
     r = requests.post(f'{server.url}/predict/deploy', files={'file': ('big.jpg', os.urandom(17 * 2**20))})
     assert r.status_code == 413
+    r = requests.post(f'{server.url}/predict/deploy', data=iter([b'--x\r\n', b'chunked, no length']))  # a generator: chunked
+    assert r.status_code == 411 and 'Content-Length' in r.json()['detail']
     assert requests.get(f'{server.url}/health').status_code == 200
 
 
@@ -179,6 +182,11 @@ def test_uploads_are_checked_versioned_and_never_overwritten(server, deployed):
     models = {m['name']: m for m in requests.get(f'{server.url}/models').json()}
     assert models['mine']['version'] == 2 and models['mine']['origin'] == 'upload' and models['mine']['backend'] == 'onnxruntime'
     assert post_image(server, deployed['images'][0].read_bytes(), model='mine').status_code == 200
+    ir = [(f, (deployed['ir']/f).read_bytes()) for f in ('best.xml', 'best.bin', 'metadata.yaml')]
+    r = upload(server, ir, name='mine-ir')
+    assert r.status_code == 201 and (r.json()['backend'], r.json()['version']) == ('openvino', 1), r.text
+    r = upload(server, ir[:2], name='mine-ir')  # an IR without Ultralytics' metadata.yaml: no input size, no class names
+    assert r.status_code == 422 and "its metadata has no ['imgsz', 'names']" in r.json()['detail'], r.text
     assert not list((tmp/'store/.incoming').iterdir()), 'refused uploads leave nothing behind'
 
 
