@@ -8,17 +8,19 @@ import hashlib, json, os, shutil
 from collections import Counter
 from dataclasses import dataclass, asdict
 from pathlib import Path
+import cv2
 import yaml
 from PIL import Image
 from .core import abs_path, rel_path, repo_root, cache_dir, get_logger, pil_open
 from .voc import VOC_NAMES, ISSUES, convert_one, run_chunked
 from .download import download_voc, find_devkit
 from .synthetic import make_synthetic_voc, SYNTH_FOLDER
+from .drift import image_features, write_features_csv
 
 # %% auto #0
-__all__ = ['MARKER', 'PrepareParams', 'voc_splits', 'image_format', 'check_image', 'link_or_copy', 'convert_devkit',
-           'dataset_stats', 'quality_report', 'write_dataset_yaml', 'dataset_view', 'resolved_dataset_yaml',
-           'get_devkit', 'prepare']
+__all__ = ['MARKER', 'FEATURES_CSV', 'PrepareParams', 'voc_splits', 'image_format', 'check_image', 'link_or_copy',
+           'convert_devkit', 'dataset_stats', 'quality_report', 'write_dataset_yaml', 'dataset_view',
+           'resolved_dataset_yaml', 'dataset_features', 'get_devkit', 'prepare']
 
 # %% ../nbs/02a_prepare.ipynb #c44f61c9
 @dataclass
@@ -204,6 +206,19 @@ def resolved_dataset_yaml(yaml_path:Path|str, # a dataset yaml written by `write
     dst.write_text(yaml.safe_dump(doc, sort_keys=False))
     return dst
 
+# %% ../nbs/02a_prepare.ipynb #17c83953
+FEATURES_CSV = 'features.csv'  # in the dataset folder: the drift reference's image features (voc_yolo.drift)
+
+def _features_chunk(jobs): return [(split, i, image_features(cv2.imread(f))) for split, i, f in jobs]
+
+def dataset_features(results:dict, # the output of `convert_devkit`
+                     out:Path, # the YOLO dataset folder
+                     workers:int|None=None, # processes (default: all cores)
+                    )->Path:
+    "Write `features.csv` into the dataset: the image features (`voc_yolo.drift.image_features`) of every image kept."
+    jobs = [(split, i, str(out/'images'/split/f'{i}.jpg')) for split, rows in results.items() for i, txt, _ in rows if txt is not None]
+    return write_features_csv(out/FEATURES_CSV, run_chunked(_features_chunk, jobs, workers, chunk=256, min_parallel=2000, desc='image features'))
+
 # %% ../nbs/02a_prepare.ipynb #10d5786b
 def get_devkit(p:PrepareParams, root:Path)->Path:
     "The VOCdevkit the params ask for: generated, downloaded, or a local folder."
@@ -229,6 +244,7 @@ def prepare(p:PrepareParams, # the stage's parameters
     for path, doc in ((p.metrics_path, stats), (p.quality_path, quality)):
         f = abs_path(path, root); f.parent.mkdir(parents=True, exist_ok=True); f.write_text(json.dumps(doc, indent=2) + '\n')
     write_dataset_yaml(p.dataset_yaml, p.out_dir, root)
+    dataset_features(results, abs_path(p.out_dir, root), p.workers or None)
     frac = quality['images_skipped'] / max(quality['images_listed'], 1)
     if frac > p.max_skipped:
         raise RuntimeError(f"{quality['images_skipped']} of {quality['images_listed']} images were skipped ({frac:.1%} > "

@@ -15,13 +15,17 @@ from .prepare import resolved_dataset_yaml
 from .evaluate import write_csv, split_dirs
 from .profile import (time_calls, latency_summary, set_threads, ultralytics_export, export_onnx, torch_runner, ort_runner, ov_runner)
 from .train import stage_imgsz
-from .runtime import model_metadata
+from .runtime import model_metadata, Predictor, CONF, IOU
+from .drift import DRIFT_REFERENCE, prediction_features, read_features_csv, write_reference
+from .prepare import FEATURES_CSV
+import cv2, yaml
+from tqdm.auto import tqdm
 
 # %% auto #0
 __all__ = ['QUANT_BACKENDS', 'QuantizeParams', 'check_quantize_params', 'split_images', 'letterbox_batch', 'calibration_batch',
            'head_decode_nodes', 'copy_onnx_metadata', 'ort_static_int8', 'ov_xml', 'ov_precision_forced',
            'measure_variants', 'choose_deployment', 'add_ratios', 'pareto_front', 'pareto_plot', 'ov_from_onnx',
-           'build_variants', 'quantize']
+           'build_variants', 'write_drift_reference', 'quantize']
 
 # %% ../nbs/06_quantize.ipynb #0617c938
 QUANT_BACKENDS = ('onnxruntime', 'openvino')
@@ -220,6 +224,18 @@ def build_variants(p:QuantizeParams, data:Path, calib:np.ndarray, threads:int)->
               dict(name=f'ov-int8-{tag}', backend='openvino', path=ovq, runner=ov_runner(ov_xml(ovq), p.imgsz, threads))]
     return v
 
+def write_drift_reference(deploy:Path, # the deployed model's folder
+                          dataset_yaml:str, # the stage's dataset yaml: its folder holds the prepare stage's features.csv
+                          data:Path, # the same, resolved (`resolved_dataset_yaml`)
+                          threads:int, # CPU threads for the predictions
+                         )->Path:
+    "The deployed model's drift reference: the training split's image features and its own predictions on the test split at the service's thresholds."
+    ds = abs_path(yaml.safe_load(abs_path(dataset_yaml).read_text())['path'])
+    pred, files = Predictor(deploy, threads=threads), split_images(data, 'test')
+    preds = [prediction_features(r['detections'], r['width'], r['height'], CONF)
+             for f in tqdm(files, desc='drift reference', unit='image') for r in [pred.predict_one(cv2.imread(str(f)), CONF, IOU)]]
+    return write_reference(deploy/DRIFT_REFERENCE, read_features_csv(ds/FEATURES_CSV, 'train'), preds, CONF, IOU)
+
 def quantize(p:QuantizeParams, # the stage's parameters
             )->dict:
     "Build and measure every variant, write the metrics, the Pareto chart and the chosen deployment model."
@@ -240,6 +256,7 @@ def quantize(p:QuantizeParams, # the stage's parameters
     meta = model_metadata(dst)  # the deployed model carries its input size and class names itself
     if meta['imgsz'] != [p.imgsz, p.imgsz]: raise RuntimeError(f"{dst}: its metadata says imgsz {meta['imgsz']}, the stage ran at {p.imgsz}")
     deploy.update(imgsz=p.imgsz, classes=len(meta['names']))
+    write_drift_reference(dst, p.dataset_yaml, data, threads)  # what the service's /drift compares its recent requests with
     for path, obj in ((p.deploy_json, deploy), (p.metrics_path, dict(deployed=deploy['variant'], imgsz=p.imgsz, calib_images=len(calib), threads=threads,
                                                                        variants={r['variant']: {k: v for k, v in r.items() if k not in ('variant', 'path')} for r in rows}))):
         f = abs_path(path); f.parent.mkdir(parents=True, exist_ok=True); f.write_text(json.dumps(obj, indent=2) + '\n')

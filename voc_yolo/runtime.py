@@ -13,8 +13,9 @@ import yaml
 from .core import pil_open
 
 # %% auto #0
-__all__ = ['MAX_WH', 'ModelError', 'model_file', 'model_metadata', 'letterbox', 'to_tensor', 'nms', 'decode', 'scale_boxes',
-           'ImageError', 'decode_image', 'Predictor', 'Prepared', 'model_precision', 'check_head', 'MicroBatcher']
+__all__ = ['MAX_WH', 'CONF', 'IOU', 'ModelError', 'model_file', 'model_metadata', 'letterbox', 'to_tensor', 'nms', 'decode',
+           'scale_boxes', 'ImageError', 'decode_image', 'Predictor', 'Prepared', 'model_precision', 'check_head',
+           'MicroBatcher']
 
 # %% ../nbs/09_runtime.ipynb #d535f110
 class ModelError(ValueError):
@@ -91,8 +92,10 @@ def nms(boxes:np.ndarray, # (n, 4) xyxy
         order = rest[inter / (area[i] + area[rest] - inter) <= iou]
     return np.array(keep, dtype=np.int64)
 
+CONF, IOU = 0.25, 0.7  # default confidence and NMS IoU thresholds: the service's, and those of the drift reference
+
 def decode(out:np.ndarray, # one image's raw output, (4 + classes, anchors): cx, cy, w, h, class scores
-           conf:float=0.25, iou:float=0.7, max_det:int=300,
+           conf:float=CONF, iou:float=IOU, max_det:int=300,
           )->np.ndarray:
     "Detections (n, 6): x1, y1, x2, y2 in network pixels, confidence, class; best class per box, class-aware NMS."
     scores = out[4:]
@@ -189,7 +192,7 @@ def _prepare(self:Predictor, img:np.ndarray)->Prepared:
     x, gain, pad = letterbox(img, self.imgsz, self.stride, auto=self.dynamic)
     return Prepared(to_tensor(x)[None], gain, pad, img.shape[:2], (time.perf_counter() - t) * 1e3)
 
-def _finish(self:Predictor, out:np.ndarray, p:Prepared, infer_ms:float, conf:float=0.25, iou:float=0.7, max_det:int=300)->dict:
+def _finish(self:Predictor, out:np.ndarray, p:Prepared, infer_ms:float, conf:float=CONF, iou:float=IOU, max_det:int=300)->dict:
     "Detections from one image's raw output, boxes in its own pixels, and the milliseconds spent in each step."
     t = time.perf_counter()
     det = scale_boxes(decode(out, conf, iou, max_det), p.gain, p.pad, p.shape)
@@ -198,7 +201,7 @@ def _finish(self:Predictor, out:np.ndarray, p:Prepared, infer_ms:float, conf:flo
     return dict(width=p.shape[1], height=p.shape[0], detections=boxes, ms=dict(
         preprocess=round(p.ms, 3), inference=round(infer_ms, 3), postprocess=round((time.perf_counter() - t) * 1e3, 3)))
 
-def _predict_one(self:Predictor, img:np.ndarray, conf:float=0.25, iou:float=0.7, max_det:int=300)->dict:
+def _predict_one(self:Predictor, img:np.ndarray, conf:float=CONF, iou:float=IOU, max_det:int=300)->dict:
     "Detections for one BGR image: prepare, infer, finish."
     p = self.prepare(img)
     t = time.perf_counter(); out = self.infer(p.x)[0]

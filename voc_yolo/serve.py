@@ -13,12 +13,14 @@ from fastapi import Depends, FastAPI, File, Form, Header, HTTPException, Query, 
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, CONTENT_TYPE_LATEST
-from .runtime import Predictor, MicroBatcher, ImageError, decode_image
+from .runtime import Predictor, MicroBatcher, ImageError, decode_image, CONF, IOU
+from .drift import DRIFT_REFERENCE, FEATURES, DriftMonitor, image_features, read_reference
 
 # %% auto #0
 __all__ = ['MS_BUCKETS', 'NAME', 'PICKLES', 'PICKLE_MSG', 'IMAGES_BODY', 'Settings', 'Metrics', 'UploadError', 'check_name',
            'is_pickle', 'check_upload_files', 'check_onnx', 'ServedModel', 'ModelStore', 'multipart_files', 'Detection',
-           'ImageResult', 'PredictResponse', 'ModelInfo', 'Guard', 'draw', 'create_app', 'serve']
+           'ImageResult', 'PredictResponse', 'ModelInfo', 'DriftFeature', 'DriftReport', 'Guard', 'draw', 'create_app',
+           'serve']
 
 # %% ../nbs/10_serve.ipynb #6844550a
 @dataclasses.dataclass
@@ -33,6 +35,9 @@ class Settings:
     threads: int = 1  # CPU threads per inference (streams × threads should not exceed the cores)
     max_batch: int = 8  # most images one inference takes when requests wait together (1: no micro-batching)
     max_queue: int = 64  # predict requests in flight; beyond this the service answers 503
+    drift_window: int = 500  # recent images per model kept for the drift tests (bounded memory)
+    drift_min_images: int = 30  # fewer images in the window: /drift answers "not enough data"
+    drift_alpha: float = 0.05  # false-alarm rate of a drift verdict over all features (Bonferroni-corrected per feature)
 
     def __post_init__(self):
         for k in ('threads', 'max_batch', 'max_queue'):
@@ -40,6 +45,9 @@ class Settings:
         for k in ('workers', 'streams'):
             if getattr(self, k) < 0: raise ValueError(f"{k}: {getattr(self, k)} must be 0 (automatic) or more")
         if self.max_body_mb <= 0 or self.max_pixels <= 0: raise ValueError('max_body_mb and max_pixels must be positive')
+        if not 1 <= self.drift_min_images <= self.drift_window:
+            raise ValueError(f'drift_min_images: {self.drift_min_images} must be at least 1 and at most drift_window ({self.drift_window})')
+        if not 0 < self.drift_alpha < 1: raise ValueError(f'drift_alpha: {self.drift_alpha} must be between 0 and 1')
 
     @classmethod
     def from_env(cls, env:dict|None=None, # the environment (default: os.environ)
@@ -78,6 +86,22 @@ class Metrics:
         self.uploads = Counter('voc_yolo_uploads_total', 'Model uploads by outcome', ['outcome'], registry=r)
         self.queue = Gauge('voc_yolo_queue_depth', 'Predict requests admitted and not finished', registry=r)
         self.rejected = Counter('voc_yolo_rejected_total', 'Predict requests refused because the queue was full', registry=r)
+        self.drift_score = Gauge('voc_yolo_drift_score', 'Drift test p-value per feature (Evidently\'s drift score: low means the recent images differ from the reference)', ['model', 'feature'], registry=r)
+        self.drift = Gauge('voc_yolo_drift_detected', 'Drift per feature: 1 when its p-value is below the Bonferroni-corrected alpha', ['model', 'feature'], registry=r)
+        self.drift_images = Gauge('voc_yolo_drift_window_images', 'Images in the drift window', ['model'], registry=r)
+        self._drift_lock = threading.Lock()
+
+    def observe_drift(self, model:str, report:dict):
+        "Set one model's drift gauges from its report; a feature without a score (not enough data) has no series."
+        with self._drift_lock:
+            self.drift_images.labels(model).set(report['images'])
+            for f in FEATURES:
+                r = report['features'].get(f, {})
+                if r.get('score') is None:
+                    for g in (self.drift_score, self.drift):
+                        try: g.remove(model, f)
+                        except KeyError: pass
+                else: self.drift_score.labels(model, f).set(r['score']); self.drift.labels(model, f).set(int(r['drift']))
 
     def text(self)->bytes: return generate_latest(self.registry)
 
@@ -106,10 +130,10 @@ def check_upload_files(files:dict)->str:
     for f, data in files.items():
         if is_pickle(f, data): raise UploadError(PICKLE_MSG.format(f=f), 415)
         if Path(f).name != f or f.startswith('.'): raise UploadError(f"file name {f!r}: a plain name without folders", 400)
-    kinds = sorted(Path(f).suffix.lower() for f in files)
+    kinds = sorted(Path(f).suffix.lower() for f in files if f != DRIFT_REFERENCE)  # a drift reference may come along
     if kinds == ['.onnx']: return 'onnx'
     if kinds in (['.bin', '.xml'], ['.bin', '.xml', '.yaml']) and all(Path(f).suffix != '.yaml' or f == 'metadata.yaml' for f in files): return 'openvino'
-    raise UploadError(f"got {sorted(files)}: upload one .onnx file, or an OpenVINO .xml with its .bin (and Ultralytics' metadata.yaml)", 415)
+    raise UploadError(f"got {sorted(files)}: upload one .onnx file, or an OpenVINO .xml with its .bin (and Ultralytics' metadata.yaml), and optionally its {DRIFT_REFERENCE}", 415)
 
 def check_onnx(data:bytes)->None:
     "Refuse an ONNX model whose tensors live in external files or point to paths (it would read files of the server)."
@@ -129,11 +153,12 @@ class ServedModel:
     predictor: Predictor
     batcher: MicroBatcher
     map50: float|None = None  # mAP50 on the test split, where the pipeline measured it
+    drift: DriftMonitor|None = None  # its window of recent images, when its folder holds a drift reference
 
     def info(self)->dict:
         p = self.predictor
         return dict(name=self.name, version=self.version, origin=self.origin, mAP50=self.map50, **p.describe(),
-                    streams=p.streams, threads=p.threads, max_batch=self.batcher.max_batch)
+                    streams=p.streams, threads=p.threads, max_batch=self.batcher.max_batch, drift_reference=self.drift is not None)
 
 class ModelStore:
     "Every served model by name (its newest version); uploads land in `<root>/<name>/<version>/`, never overwriting one."
@@ -144,8 +169,9 @@ class ModelStore:
         return Predictor(path, threads=self.s.threads, streams=self.s.n_streams).warmup()
 
     def _served(self, name:str, version:int, origin:str, pred:Predictor, map50:float|None=None)->ServedModel:
-        hist = self.m.batched.labels(name)
-        return ServedModel(name, version, origin, pred, MicroBatcher(pred, self.s.max_batch, lambda n, ms: hist.observe(n)), map50)
+        hist, ref = self.m.batched.labels(name), pred.file.parent/DRIFT_REFERENCE
+        drift = DriftMonitor(read_reference(ref), self.s.drift_window, self.s.drift_min_images, self.s.drift_alpha) if ref.is_file() else None
+        return ServedModel(name, version, origin, pred, MicroBatcher(pred, self.s.max_batch, lambda n, ms: hist.observe(n)), map50, drift)
 
     def close(self):
         for m in self.models.values(): m.batcher.close()
@@ -171,10 +197,13 @@ class ModelStore:
         check_name(name)
         if name == 'deploy': raise UploadError("'deploy' is the pipeline's model: upload under another name", 409)
         kind = check_upload_files(files)
-        if kind == 'onnx': check_onnx(next(iter(files.values())))
+        if kind == 'onnx': check_onnx(next(d for f, d in files.items() if f != DRIFT_REFERENCE))
         tmp = self.root/'.incoming'/uuid.uuid4().hex; tmp.mkdir(parents=True)
         try:
             for f, data in files.items(): (tmp/f).write_bytes(data)
+            if DRIFT_REFERENCE in files:
+                try: read_reference(tmp/DRIFT_REFERENCE)
+                except ValueError as e: raise UploadError(str(e).replace(str(tmp/DRIFT_REFERENCE), DRIFT_REFERENCE)) from None
             try: pred = self._predictor(tmp)
             except Exception as e: raise UploadError(f"the model does not load as a YOLOv8 detector: {e}") from None  # noqa: BLE001 - any backend error
             with self._lock:  # the version number and the move happen together: two uploads never share a version
@@ -252,6 +281,27 @@ class ModelInfo(BaseModel):
     streams: int  # inferences that run at once
     threads: int  # CPU threads per inference
     max_batch: int  # most images per inference
+    drift_reference: bool = False  # it has a drift reference: GET /drift/{name}
+
+class DriftFeature(BaseModel):
+    test: str  # ks | chisquare
+    status: str  # ok | drift | not enough data
+    score: float|None  # the test's p-value (Evidently's drift score): low means the window differs from the reference
+    drift: bool|None
+    n: int  # values of this feature in the window
+
+class DriftReport(BaseModel):
+    model: str
+    version: int
+    status: str  # ok | drift | not enough data
+    drift: bool|None  # None: not enough data
+    drifted: list[str]  # the features that drift
+    images: int  # images in the window
+    min_images: int
+    alpha: float  # false-alarm rate over all features
+    threshold: float  # alpha / number of features: a feature drifts below it
+    features: dict[str, DriftFeature]
+    detail: str|None = None
 
 # %% ../nbs/10_serve.ipynb #83651532
 class Guard:
@@ -318,8 +368,8 @@ def create_app(s:Settings|None=None, # the settings (default: from VOC_YOLO_* en
         app.add_exception_handler(exc, lambda request, e: JSONResponse({'detail': str(e)}, e.status))
 
     def prepare(model:ServedModel, data:list)->list:
-        "In a decode thread: decode and letterbox every image (a bad one fails the request before any inference)."
-        return [(name, img, model.predictor.prepare(img)) for name, raw in data for img in [decode_image(raw, name, s.max_pixels)]]
+        "In a decode thread: decode and letterbox every image (a bad one fails the request before any inference); its drift features."
+        return [(name, img, model.predictor.prepare(img), model.drift and image_features(img)) for name, raw in data for img in [decode_image(raw, name, s.max_pixels)]]
 
     def finisher(model:ServedModel, name:str, p, conf:float, iou:float, max_det:int):
         "What the inference thread does with one image's output: boxes, names, timings."
@@ -337,13 +387,15 @@ def create_app(s:Settings|None=None, # the settings (default: from VOC_YOLO_* en
             t = time.perf_counter()
             prepared = await asyncio.get_running_loop().run_in_executor(pool, prepare, model, data)
             results = await asyncio.gather(*(asyncio.wrap_future(model.batcher.submit(p.x, finisher(model, name, p, conf, iou, max_det)))
-                                             for name, _, p in prepared))
+                                             for name, _, p, _ in prepared))
         finally: state['pending'] -= 1; m.queue.set(state['pending'])
         for r in results:
             m.inference.labels(model.name).observe(r['ms']['inference'] / 1e3)
             for d in r['detections']: m.detections.labels(model.name, d['class_name']).inc()
+        if model.drift:
+            for (*_, features), r in zip(prepared, results): model.drift.add(features, r, conf)
         m.images.labels(model.name).inc(len(results)); m.batch.labels(model.name).observe(len(results))
-        return model, [(img, r) for (_, img, _), r in zip(prepared, results)], (time.perf_counter() - t) * 1e3
+        return model, [(img, r) for (_, img, *_), r in zip(prepared, results)], (time.perf_counter() - t) * 1e3
 
     def authorized(authorization:str|None=Header(None, description='Bearer <token>')):
         if not s.token:
@@ -356,8 +408,8 @@ def create_app(s:Settings|None=None, # the settings (default: from VOC_YOLO_* en
         if not hmac.compare_digest(given.encode(), s.token.encode()):
             m.uploads.labels('forbidden').inc(); raise HTTPException(403, 'wrong token')
 
-    Conf = Query(0.25, ge=0, le=1, description='confidence threshold')
-    Iou = Query(0.7, ge=0, le=1, description='NMS IoU threshold')
+    Conf = Query(CONF, ge=0, le=1, description='confidence threshold')
+    Iou = Query(IOU, ge=0, le=1, description='NMS IoU threshold')
     MaxDet = Query(300, ge=1, le=3000, description='most detections per image')
 
     @app.get('/health')
@@ -396,8 +448,31 @@ def create_app(s:Settings|None=None, # the settings (default: from VOC_YOLO_* en
         m.uploads.labels('accepted').inc(); m.models.set(len(store.models))
         return model.info()
 
+    def monitored(model_name:str)->ServedModel:
+        model = store.get(model_name)
+        if not model.drift: raise HTTPException(404, f"model {model_name!r} has no drift reference ({DRIFT_REFERENCE} next to its model file; the quantize stage writes one for models/deploy)")
+        return model
+
+    @app.get('/drift/{model_name}', response_model=DriftReport)
+    def drift(model_name:str):
+        "Each feature of the model's recent images tested against its reference: the test, its p-value (the score), and the verdict."
+        model = monitored(model_name); report = model.drift.report(); m.observe_drift(model.name, report)
+        return {'model': model.name, 'version': model.version, **report}
+
+    @app.get('/drift', response_model=DriftReport)
+    def drift_deployed(): return drift('deploy')
+
+    @app.get('/drift/{model_name}/window')
+    def drift_window(model_name:str)->dict:
+        "The features of the model's recent images, one list per feature (what Evidently's HTML report is rendered from)."
+        window = monitored(model_name).drift.window()
+        return {'model': model_name, 'images': len(window[FEATURES[0]]), 'features': window}
+
     @app.get('/metrics')
-    def metrics(): return Response(m.text(), media_type=CONTENT_TYPE_LATEST)
+    def metrics():
+        for x in list(store.models.values()):  # drift gauges are computed when Prometheus asks, not per request
+            if x.drift: m.observe_drift(x.name, x.drift.report())
+        return Response(m.text(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get('/', response_class=HTMLResponse)
     def index(): return PAGE
