@@ -5,10 +5,10 @@
 # %% ../nbs/08_cli.ipynb #f350b460
 from __future__ import annotations
 import argparse, dataclasses, sys, typing
-from .core import load_params, offline_setup, ParamsError
+from .core import load_params, check_params, offline_setup, ParamsError
 
 # %% auto #0
-__all__ = ['STAGES', 'stage_table', 'serve_options', 'parser', 'main']
+__all__ = ['STAGES', 'stage_table', 'serve_options', 'parser', 'parse_sets', 'main']
 
 # %% ../nbs/08_cli.ipynb #de179b78
 def stage_table()->dict:
@@ -19,11 +19,13 @@ def stage_table()->dict:
     from voc_yolo.profile import ProfileParams, profile
     from voc_yolo.quantize import QuantizeParams, quantize
     from voc_yolo.report import ReportParams, render_report
+    from voc_yolo.loadtest import LoadtestParams, loadtest
     return {'prepare': (PrepareParams, prepare, 'params/data.yaml'), 'train': (TrainParams, train, 'params/train.yaml'),
             'evaluate': (EvalParams, evaluate, 'params/evaluate.yaml'), 'profile': (ProfileParams, profile, 'params/profile.yaml'),
-            'quantize': (QuantizeParams, quantize, 'params/quantize.yaml'), 'report': (ReportParams, render_report, 'params/report.yaml')}
+            'quantize': (QuantizeParams, quantize, 'params/quantize.yaml'), 'loadtest': (LoadtestParams, loadtest, 'params/loadtest.yaml'),
+            'report': (ReportParams, render_report, 'params/report.yaml')}
 
-STAGES = ('prepare', 'train', 'evaluate', 'profile', 'quantize', 'report')
+STAGES = ('prepare', 'train', 'evaluate', 'profile', 'quantize', 'loadtest', 'report')
 
 def serve_options(sp:argparse.ArgumentParser):
     "`voc-yolo serve` flags: host, port, and one per service setting (each also read from VOC_YOLO_<NAME>)."
@@ -40,9 +42,18 @@ def parser()->argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog='voc-yolo', description='Run one voc_yolo pipeline stage without its notebook, or serve models over HTTP.')
     sub = ap.add_subparsers(dest='command', required=True, metavar='{' + ','.join(STAGES) + ',serve}')
     for s in STAGES:
-        sub.add_parser(s, help=f'run the {s} stage').add_argument('--params', help="the stage's params YAML (default: the one dvc.yaml uses, e.g. params/train.yaml)")
+        sp = sub.add_parser(s, help=f'run the {s} stage')
+        sp.add_argument('--params', help="the stage's params YAML (default: the one dvc.yaml uses, e.g. params/train.yaml)")
+        sp.add_argument('--set', action='append', default=[], metavar='KEY=VALUE', help='override one parameter for this run (YAML value), e.g. --set users=50')
     serve_options(sub.add_parser('serve', help='serve the deployed model and uploads (FastAPI + uvicorn)'))
     return ap
+
+def parse_sets(sets:list[str])->dict:
+    "`KEY=VALUE` strings as a dict, each value read as YAML (so 50 is a number and [1, 2] a list)."
+    import yaml
+    bad = [s for s in sets if '=' not in s]
+    if bad: raise ParamsError(f"--set {bad[0]!r}: expected KEY=VALUE")
+    return {k: yaml.safe_load(v) for k, v in (s.split('=', 1) for s in sets)}
 
 def main(argv:list[str]|None=None)->int:
     "Entry point of the `voc-yolo` command."
@@ -57,7 +68,9 @@ def main(argv:list[str]|None=None)->int:
         return 0
     offline_setup()  # before anything imports ultralytics: its settings live in the repository's .cache/
     cls, fn, default = stage_table()[args.command]
-    try: p = load_params(args.params or default, cls)
+    try:
+        p = load_params(args.params or default, cls)
+        p = check_params(cls, dataclasses.asdict(p) | parse_sets(args.set), source='--set') if args.set else p
     except ParamsError as e: print(f'voc-yolo {args.command}: {e}', file=sys.stderr); return 2
     fn(p)
     return 0

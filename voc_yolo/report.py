@@ -18,7 +18,8 @@ from .profile import cpu_info
 # %% auto #0
 __all__ = ['PACKAGES', 'ReportParams', 'git_state', 'run_identity', 'fig_img', 'png_img', 'table', 'section', 'notebook_html',
            'Missing', 'read_json', 'read_csv', 'safe', 'identity_section', 'data_section', 'training_section',
-           'eval_section', 'roofline_figure', 'profile_section', 'quantize_section', 'stages_section', 'render_report']
+           'eval_section', 'roofline_figure', 'profile_section', 'quantize_section', 'stages_section',
+           'serving_section', 'render_report']
 
 # %% ../nbs/07_report.ipynb #eded438b
 @dataclass
@@ -39,9 +40,13 @@ class ReportParams:
     quantize_metrics: str = 'metrics/quantize.json'
     quantize_figures: str = 'reports/figures/quantize'
     deploy_json: str = 'models/deploy.json'
+    serve_metrics: str = 'metrics/serve.json'  # loadtest stage
+    serve_history: str = 'metrics/serve_history.csv'  # loadtest stage
+    drift_html: str = 'reports/drift.html'  # loadtest stage: Evidently's drift report
+    locust_html: str = 'reports/loadtest/locust.html'  # loadtest stage: Locust's own report
 
 # %% ../nbs/07_report.ipynb #3ce8c02a
-PACKAGES = ('voc_yolo', 'torch', 'torchvision', 'ultralytics', 'onnxruntime', 'openvino', 'nncf', 'dvc', 'papermill', 'wandb', 'numpy')
+PACKAGES = ('voc_yolo', 'torch', 'torchvision', 'ultralytics', 'onnxruntime', 'openvino', 'nncf', 'dvc', 'papermill', 'wandb', 'numpy', 'locust', 'evidently')
 
 def _pkg(name):
     try: return version(name)
@@ -191,6 +196,26 @@ def stages_section(pages:list[Path], out_dir:Path)->list[str]:
     if not pages: raise Missing('no executed stage notebooks in reports/stages')
     return ['<ul>' + ''.join(f'<li><a href="{f.relative_to(out_dir).as_posix()}">{f.stem}</a></li>' for f in pages) + '</ul>']
 
+# %% ../nbs/07_report.ipynb #1fb8e383
+def _href(f:Path, page_dir:Path)->str: return Path(os.path.relpath(f, page_dir)).as_posix()
+
+def serving_section(p:ReportParams, root:Path, page_dir:Path)->list[str]:
+    "The load test: the headline, per-endpoint figures, throughput and latency over time, and the drift verdict with links to the reports."
+    from voc_yolo.loadtest import serving_figure
+    s, hist = read_json(abs_path(p.serve_metrics, root)), read_csv(abs_path(p.serve_history, root))
+    t, m = s['total'], s['model']
+    head = (f'<p class="headline"><b id="serve-rps">{t["rps"]:.1f}</b> requests/s with {s["users"]} users for {s["run_time_s"]} s: '
+            f'p50 {t["p50_ms"]:.0f} ms, p95 <b id="serve-p95">{t["p95_ms"]:.0f}</b> ms, p99 {t["p99_ms"]:.0f} ms, '
+            f'<b id="serve-failures">{t["failures"]}</b> failures in {t["requests"]} requests '
+            f'({m["backend"]}, {m["precision"]}, {m["imgsz"][0]} px; the service counted {"the same" if s["counts_match"] else "a different"} number).</p>')
+    eps = pd.DataFrame(s['endpoints']).T[['requests', 'failures', 'rps', 'p50_ms', 'p95_ms', 'p99_ms', 'max_ms', 'service_counted']]
+    d = s['drift']
+    drift = (f'<p>Drift of the images the load sent, against the reference: <b id="serve-drift">{html.escape(d["status"])}</b> '
+             f'({d["images"]} images in the window{"; drifting: " + ", ".join(d["drifted"]) if d["drifted"] else ""}).</p>')
+    links = [(abs_path(p.drift_html, root), "Evidently's drift report"), (abs_path(p.locust_html, root), "Locust's report")]
+    return [head, table(eps), fig_img(serving_figure(hist.to_dict('records')), 'throughput and latency under load'), drift,
+            '<p>' + ' &middot; '.join(f'<a href="{_href(f, page_dir)}">{n}</a>' for f, n in links if f.is_file()) + '</p>']
+
 # %% ../nbs/07_report.ipynb #bf4ee3aa
 _CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:24px auto;padding:0 16px;color:#222}
 h1{margin-bottom:0} h2{border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:36px} img{max-width:100%;display:block;margin:12px 0}
@@ -204,13 +229,14 @@ def render_report(p:ReportParams, # the stage's parameters
     root = root or repo_root(); matplotlib.use('Agg')
     out = abs_path(p.out_html, root); out.parent.mkdir(parents=True, exist_ok=True)
     stages = abs_path(p.stages_dir, root)
-    order = ['prepare', 'train', 'evaluate', 'profile', 'quantize']
+    order = ['prepare', 'train', 'evaluate', 'profile', 'quantize', 'loadtest']
     nbs = [stages/f'{s}.ipynb' for s in order if (stages/f'{s}.ipynb').is_file()]  # not report.ipynb: it is being written
     pages = [notebook_html(f, f.with_suffix('.html')) for f in nbs]
     ident = run_identity(root, abs_path(p.params_dir, root))
     parts = [('Run identity', 'identity', lambda: identity_section(ident)), ('Data', 'data', lambda: data_section(p, root)),
              ('Training', 'training', lambda: training_section(p, root)), ('Test metrics', 'test-metrics', lambda: eval_section(p, root)),
              ('Latency', 'latency', lambda: profile_section(p, root)), ('Quantization', 'quantization', lambda: quantize_section(p, root)),
+             ('Serving', 'serving', lambda: serving_section(p, root, out.parent)),
              ('Stage notebooks', 'stages', lambda: stages_section(pages, out.parent))]
     nav = '<nav>' + ''.join(f'<a href="#{i}">{t}</a>' for t, i, _ in parts) + '</nav>'
     body = ''.join(safe(b, t, i) for t, i, b in parts)
