@@ -49,9 +49,9 @@ nbtest: install ## run the library notebooks' tests (nbdev_test)
 
 pytest: install ## integration and end-to-end tests, with line coverage of voc_yolo (subprocesses included)
 	rm -f .coverage .coverage.*
-	COVERAGE_FILE=$(CURDIR)/.coverage python -m pytest -q --durations=15 --cov=voc_yolo --cov-report=term
+	COVERAGE_FILE=$(CURDIR)/.coverage python -m pytest -q -rs --durations=15 --cov=voc_yolo --cov-report=term
 
-test: install browser lint nbtest pytest ## the full test suite
+test: install browser prometheus lint nbtest pytest ## the full test suite
 
 check-clean: install ## fail if nbdev_export or nbdev_clean would change a tracked file
 	nbdev_export && nbdev_clean
@@ -74,6 +74,23 @@ docs: install ## the nbdev docs site in _docs/ (needs Quarto: https://quarto.org
 	@command -v quarto >/dev/null || { echo "make docs needs Quarto, which is not installed: get it from https://quarto.org/docs/get-started/ (a .deb/.tar.gz; pip's quarto-cli downloads it at install time), then rerun"; exit 1; }
 	nbdev_docs
 
+prometheus: ## Prometheus and promtool for the monitoring tests and `make monitor` (Debian packages; needs root)
+	@command -v prometheus >/dev/null && command -v promtool >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; \
+	  else echo "install prometheus (sudo apt-get install prometheus) for the monitoring tests; they are skipped without it"; fi; }
+
+monitor: install prometheus ## the service on :8000 and Prometheus on :9090 with deploy/alerts.yml (Ctrl-C stops both)
+	@mkdir -p .cache/prometheus; \
+	voc-yolo serve $(ARGS) & svc=$$!; \
+	prometheus --config.file=deploy/prometheus.yml --storage.tsdb.path=.cache/prometheus --web.listen-address=127.0.0.1:9090 --log.level=warn & prom=$$!; \
+	trap 'kill $$svc $$prom 2>/dev/null; wait' INT TERM EXIT; \
+	echo "service http://127.0.0.1:8000  Prometheus http://127.0.0.1:9090 (alerts: /alerts); Ctrl-C stops both"; \
+	wait $$svc $$prom
+
+loadtest: install ## the loadtest stage by hand, 50 users for 5 minutes (LOADTEST_ARGS="--set users=20"); results in runs/loadtest/, not in metrics/
+	voc-yolo loadtest --set users=50 --set spawn_rate=10 --set run_time=300 --set out_dir=runs/loadtest/locust \
+	  --set metrics_path=runs/loadtest/serve.json --set history_csv=runs/loadtest/serve_history.csv --set drift_html=runs/loadtest/drift.html $(LOADTEST_ARGS)
+
 browser: ## Chromium + chromedriver for the report's browser test (Debian packages; needs root)
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
@@ -82,4 +99,4 @@ browser: ## Chromium + chromedriver for the report's browser test (Debian packag
 lab: install ## JupyterLab on the notebooks
 	jupyter lab --ServerApp.root_dir=. --ServerApp.default_url=/lab/tree/nbs $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
-.PHONY: help install hooks pipeline export clean-nbs readme lint nbtest pytest test check-clean bench-data bench-train serve bench-serve docs browser lab
+.PHONY: help install hooks pipeline export clean-nbs readme lint nbtest pytest test check-clean bench-data bench-train serve bench-serve docs browser lab prometheus monitor loadtest

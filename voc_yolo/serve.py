@@ -170,6 +170,7 @@ class ModelStore:
 
     def _served(self, name:str, version:int, origin:str, pred:Predictor, map50:float|None=None)->ServedModel:
         hist, ref = self.m.batched.labels(name), pred.file.parent/DRIFT_REFERENCE
+        self.m.images.labels(name)  # the counter exists at 0 from the start: rate() and the no-predictions alert see it
         drift = DriftMonitor(read_reference(ref), self.s.drift_window, self.s.drift_min_images, self.s.drift_alpha) if ref.is_file() else None
         return ServedModel(name, version, origin, pred, MicroBatcher(pred, self.s.max_batch, lambda n, ms: hist.observe(n)), map50, drift)
 
