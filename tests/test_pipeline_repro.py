@@ -9,7 +9,7 @@ ACCURACY = ('metrics/data.json', 'metrics/train.json', 'metrics/eval.json', 'met
 
 
 def test_every_stage_ran(tiny_run):
-    for stage in ('prepare', 'train', 'evaluate', 'profile', 'quantize', 'report'):
+    for stage in ('prepare', 'train', 'evaluate', 'profile', 'quantize', 'loadtest', 'report'):
         assert f"Running stage '{stage}'" in tiny_run['log'], stage
     assert 'Data and pipelines are up to date' in run('dvc status', tiny_run['repo']).stdout
     print(f"tiny pipeline: {tiny_run['seconds']:.0f} s")

@@ -16,7 +16,16 @@ def test_report_opens_from_disk_with_its_numbers(tiny_run, browser, tmp_path):
     assert browser.find_elements('css selector', '.missing') == [], 'every section has its data'
     assert browser.save_screenshot(str(tmp_path/'report.png')) and (tmp_path/'report.png').stat().st_size > 10_000
     links = browser.execute_script("return Array.from(document.querySelectorAll('#stages a')).map(a => a.href)")
-    assert len(links) == 5
+    assert len(links) == 6
+    serve = json.loads((repo/'metrics/serve.json').read_text())
+    assert browser.find_element('id', 'serve-rps').text == f"{serve['total']['rps']:.1f}"
+    assert browser.find_element('id', 'serve-failures').text == '0'
+    assert browser.find_element('css selector', '#serving img').get_attribute('alt') == 'throughput and latency under load'
+    serving_links = {a.text: a.get_attribute('href') for a in browser.find_elements('css selector', '#serving a')}
+    assert set(serving_links) == {"Evidently's drift report", "Locust's report"}, serving_links
+    browser.get(serving_links["Evidently's drift report"])  # Evidently's own page, self-contained: it renders offline
+    assert 'brightness' in browser.find_element('tag name', 'body').text
+    assert not [e for e in browser.get_log('browser') if e['level'] == 'SEVERE'], 'the drift report needs the network'
     browser.get(links[1])  # a rendered stage notebook: code hidden until asked for
     assert browser.find_element('id', 'toggle-code').text == 'show code'
     assert not [e for e in browser.get_log('browser') if e['level'] == 'SEVERE' and 'file://' in e['message']]

@@ -4,7 +4,7 @@
 
 # %% ../nbs/10_serve.ipynb #1c76fa9a
 from __future__ import annotations
-import asyncio, dataclasses, hmac, json, os, re, shutil, threading, time, typing, uuid
+import asyncio, dataclasses, hashlib, hmac, json, os, re, shutil, threading, time, typing, uuid
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -302,6 +302,7 @@ class DriftReport(BaseModel):
     alpha: float  # false-alarm rate over all features
     threshold: float  # alpha / number of features: a feature drifts below it
     features: dict[str, DriftFeature]
+    duplicates: int = 0  # images not added because the same bytes were already in the window
     detail: str|None = None
 
 # %% ../nbs/10_serve.ipynb #83651532
@@ -370,7 +371,8 @@ def create_app(s:Settings|None=None, # the settings (default: from VOC_YOLO_* en
 
     def prepare(model:ServedModel, data:list)->list:
         "In a decode thread: decode and letterbox every image (a bad one fails the request before any inference); its drift features."
-        return [(name, img, model.predictor.prepare(img), model.drift and image_features(img)) for name, raw in data for img in [decode_image(raw, name, s.max_pixels)]]
+        return [(name, img, model.predictor.prepare(img), model.drift and (image_features(img), hashlib.blake2b(raw, digest_size=16).digest()))
+                for name, raw in data for img in [decode_image(raw, name, s.max_pixels)]]
 
     def finisher(model:ServedModel, name:str, p, conf:float, iou:float, max_det:int):
         "What the inference thread does with one image's output: boxes, names, timings."
@@ -394,7 +396,7 @@ def create_app(s:Settings|None=None, # the settings (default: from VOC_YOLO_* en
             m.inference.labels(model.name).observe(r['ms']['inference'] / 1e3)
             for d in r['detections']: m.detections.labels(model.name, d['class_name']).inc()
         if model.drift:
-            for (*_, features), r in zip(prepared, results): model.drift.add(features, r, conf)
+            for (*_, (features, key)), r in zip(prepared, results): model.drift.add(features, r, conf, key)
         m.images.labels(model.name).inc(len(results)); m.batch.labels(model.name).observe(len(results))
         return model, [(img, r) for (_, img, *_), r in zip(prepared, results)], (time.perf_counter() - t) * 1e3
 
