@@ -69,8 +69,8 @@ def test_no_notebook_outputs_committed():
 
 STAGE_PARAMS = {'prepare': ('data', 'voc_yolo.prepare', 'PrepareParams'), 'train': ('train', 'voc_yolo.train', 'TrainParams'),
                 'evaluate': ('evaluate', 'voc_yolo.evaluate', 'EvalParams'), 'profile': ('profile', 'voc_yolo.profile', 'ProfileParams'),
-                'quantize': ('quantize', 'voc_yolo.quantize', 'QuantizeParams'), 'loadtest': ('loadtest', 'voc_yolo.loadtest', 'LoadtestParams'),
-                'report': ('report', 'voc_yolo.report', 'ReportParams')}
+                'quantize': ('quantize', 'voc_yolo.quantize', 'QuantizeParams'),
+                'loadtest': ('loadtest', 'voc_yolo.loadtest', 'LoadtestParams'), 'report': ('report', 'voc_yolo.report', 'ReportParams')}
 
 
 def notebook_defaults(stage):

@@ -5,10 +5,9 @@ import http.client
 import json
 import os
 import shutil
-import signal
 import struct
-import subprocess
 import time
+import uuid
 import zlib
 from pathlib import Path
 
@@ -16,34 +15,15 @@ import pytest
 import requests
 
 from bench_serve import ultralytics_path
-from conftest import free_port
+from voc_yolo.loadtest import ServiceProcess
 
 TOKEN = 's3cret-token'
 
 
-class Server:
-    "`voc-yolo serve` in a subprocess on a free loopback port; stopped by its PID."
-    def __init__(self, tmp, deploy, *flags, env=None):
-        self.port = free_port(); self.url = f'http://127.0.0.1:{self.port}'
-        self.log = open(tmp/f'serve-{self.port}.log', 'w')
-        cmd = [shutil.which('voc-yolo'), 'serve', '--port', str(self.port), '--deploy', str(deploy), '--models', str(tmp/'store'), *flags]
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
-
-    def wait_ready(self, timeout=90):
-        t = time.time()
-        while time.time() - t < timeout:
-            assert self.proc.poll() is None, Path(self.log.name).read_text()[-3000:]
-            try:
-                if requests.get(f'{self.url}/ready', timeout=2).status_code == 200: return self
-            except requests.ConnectionError: pass
-            time.sleep(0.2)
-        raise AssertionError(f'not ready in {timeout} s:\n' + Path(self.log.name).read_text()[-3000:])
-
-    def stop(self):
-        self.proc.send_signal(signal.SIGINT)
-        try: self.proc.wait(20)
-        except subprocess.TimeoutExpired: self.proc.kill(); self.proc.wait()
-        self.log.close()
+def Server(tmp, deploy, *flags):
+    "`voc-yolo serve` (the console script a user types) with these flags, on a free loopback port; stopped by its PID."
+    return ServiceProcess(tmp/f'serve-{uuid.uuid4().hex[:8]}.log', command=[shutil.which('voc-yolo')],
+                          flags=('--deploy', str(deploy), '--models', str(tmp/'store'), *flags)).start()
 
 
 @pytest.fixture(scope='module')
