@@ -13,21 +13,24 @@ export YOLO_AUTOINSTALL ?= false
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
-$(STAMP): settings.ini setup.py
+$(STAMP): settings.ini setup.py constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[dev]' -c constraints.txt
 	$(BIN)/python -m ipykernel install --sys-prefix --name voc_yolo --display-name "Python (voc_yolo)" >/dev/null
 	@$(MAKE) --no-print-directory hooks
 	@touch $(STAMP)
 
 install: $(STAMP) ## create .venv and install voc_yolo with its dev tools (once)
 
-hooks: ## nbdev's git/jupyter hooks, plus a pre-commit hook that keeps notebooks clean
+hooks: ## nbdev's git/jupyter hooks and the pre-commit hooks of .pre-commit-config.yaml
 	@if git rev-parse --git-dir >/dev/null 2>&1; then \
 	  $(BIN)/nbdev_install_hooks >/dev/null; \
-	  printf '#!/bin/bash\n# installed by make hooks: notebooks are committed clean (nbdev_clean)\n$(BIN)/nbdev_clean && git diff --quiet -- "*.ipynb" || { echo "nbdev_clean changed notebooks: review and git add them"; exit 1; }\n' > "$$(git rev-parse --git-dir)/hooks/pre-commit"; \
-	  chmod +x "$$(git rev-parse --git-dir)/hooks/pre-commit"; fi
+	  $(BIN)/pre-commit install >/dev/null; fi
+
+lock: ## refresh constraints.txt, the lock of the whole environment, from settings.ini (pip-compile; current pins stay unless they no longer fit)
+	pip-compile --quiet --extra dev --extra serve --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links --no-emit-trusted-host \
+	  $(if $(wildcard /etc/xdg/pip/constraints.txt),--constraint /etc/xdg/pip/constraints.txt) --output-file constraints.txt setup.py
 
 pipeline: install ## reproduce the whole pipeline (dvc repro)
 	dvc repro
@@ -41,8 +44,11 @@ clean-nbs: install ## strip notebook outputs/metadata (nbdev_clean)
 readme: install ## nbs/index.ipynb -> README.md (no Quarto needed)
 	python tools/make_readme.py
 
-lint: install ## ruff over notebooks, tests and tools
+lint: install ## ruff over notebooks, tests and tools; hadolint over the Dockerfiles; actionlint over the workflows; every pre-commit hook
 	ruff check nbs tests tools
+	hadolint deploy/*.Dockerfile
+	actionlint
+	pre-commit run --all-files --show-diff-on-failure
 
 nbtest: install ## run the library notebooks' tests (nbdev_test)
 	nbdev_test --n_workers 2
@@ -51,7 +57,7 @@ pytest: install ## integration and end-to-end tests, with line coverage of voc_y
 	rm -f .coverage .coverage.*
 	COVERAGE_FILE=$(CURDIR)/.coverage python -m pytest -q -rs --durations=15 --cov=voc_yolo --cov-report=term
 
-test: install browser prometheus lint nbtest pytest ## the full test suite
+test: install browser prometheus lint nbtest pytest ## the full test suite (tests/test_docker.py included)
 
 check-clean: install ## fail if nbdev_export or nbdev_clean would change a tracked file
 	nbdev_export && nbdev_clean
@@ -91,6 +97,25 @@ loadtest: install ## the loadtest stage by hand, 50 users for 5 minutes (LOADTES
 	voc-yolo loadtest --set users=50 --set spawn_rate=10 --set run_time=300 --set out_dir=runs/loadtest/locust \
 	  --set metrics_path=runs/loadtest/serve.json --set history_csv=runs/loadtest/serve_history.csv --set drift_html=runs/loadtest/drift.html $(LOADTEST_ARGS)
 
+DOCKER ?= $(shell test -x /usr/bin/docker && echo /usr/bin/docker || echo docker)
+BASE_IMAGE ?= voc-yolo/base:bookworm
+WHEELHOUSE := .cache/wheelhouse
+
+wheelhouse: install ## the serve image's Python packages as wheels, pinned by constraints.txt (built on the host: images install them offline)
+	rm -rf $(WHEELHOUSE) && pip wheel -q --wheel-dir $(WHEELHOUSE) -c constraints.txt '.[serve]'
+
+docker-base: ## a minimal Debian 12 + Python 3.11 base image (124 MB) from Debian packages: mmdebstrap with this host's apt sources, docker import
+	@command -v mmdebstrap >/dev/null || { echo "make docker-base needs mmdebstrap (apt-get install mmdebstrap)"; exit 1; }
+	mmdebstrap --quiet --variant=minbase --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr --include=python3,python3-venv,libgomp1,ca-certificates \
+	  --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/locale/*' \
+	  bookworm - | $(DOCKER) import --change 'CMD ["python3"]' - $(BASE_IMAGE)
+
+docker-serve: wheelhouse ## the serve image (BASE_IMAGE=python:3.11-slim-bookworm where Docker Hub is reachable; TARGET=serve-with-model bakes models/deploy in)
+	DOCKER_BUILDKIT=1 $(DOCKER) build --network=none -f deploy/serve.Dockerfile --target $(or $(TARGET),serve) --build-arg BASE_IMAGE=$(BASE_IMAGE) -t voc-yolo/serve:latest .
+
+test-docker: install ## only the container test: build the serve image, run it on the tiny pipeline's model (make test runs it too)
+	python -m pytest -q -rs tests/test_docker.py
+
 browser: ## Chromium + chromedriver for the report's browser test (Debian packages; needs root)
 	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
@@ -99,4 +124,4 @@ browser: ## Chromium + chromedriver for the report's browser test (Debian packag
 lab: install ## JupyterLab on the notebooks
 	jupyter lab --ServerApp.root_dir=. --ServerApp.default_url=/lab/tree/nbs $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
-.PHONY: help install hooks pipeline export clean-nbs readme lint nbtest pytest test check-clean bench-data bench-train serve bench-serve docs browser lab prometheus monitor loadtest
+.PHONY: help install hooks pipeline export clean-nbs readme lint nbtest pytest test check-clean bench-data bench-train serve bench-serve docs browser lab prometheus monitor loadtest lock wheelhouse docker-base docker-serve test-docker

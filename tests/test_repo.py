@@ -34,8 +34,38 @@ def test_environment_yml_mirrors_settings():
     major_minor = tuple(int(v) for v in py.split('=')[1].split('.')[:2])
     assert major_minor >= tuple(int(v) for v in settings()['min_python'].split('.'))
     pip = next(d['pip'] for d in env['dependencies'] if isinstance(d, dict))
-    assert pip == ['-e .[dev]'], 'environment.yml must install the package with the dev extras from settings.ini'
+    assert pip == ['-c constraints.txt', '-e .[dev]'], 'environment.yml must install the package with the dev extras, through the lock'
     assert env['name'] == settings()['lib_name']
+
+
+def locked()->dict:
+    "constraints.txt as {normalised name: version}."
+    import re
+    lines = [ln.split('#')[0].strip() for ln in (ROOT/'constraints.txt').read_text().splitlines()]
+    return {re.sub(r'[-_.]+', '-', n).lower(): v for n, _, v in (ln.partition('==') for ln in lines if ln)}
+
+
+def test_every_requirement_of_settings_ini_is_locked():
+    "A requirement added to settings.ini without `make lock` fails here, naming it; the lock pins exact versions only."
+    import re
+    from packaging.requirements import Requirement
+    lock, s = locked(), settings()
+    assert all(v for v in lock.values()), [n for n, v in lock.items() if not v]
+    keys = ('requirements', 'pipeline_requirements', 'serve_requirements', 'dev_requirements')
+    names = {Requirement(r).name for k in keys for r in s[k].split()}
+    missing = sorted(n for n in names if re.sub(r'[-_.]+', '-', n).lower() not in lock)
+    assert not missing, f'in settings.ini but not in constraints.txt: {missing}; run `make lock`'
+
+
+def test_the_environment_matches_the_lock():
+    "The tests run in what `make install` installs: every locked package that is installed has its locked version."
+    from importlib.metadata import distributions
+    import re
+    lock = locked()
+    installed = {re.sub(r'[-_.]+', '-', d.metadata['Name']).lower(): d.version for d in distributions()}
+    tools = ('pip', 'setuptools', 'wheel')  # the installer's own, upgraded by make install before the lock applies
+    off = {n: (installed[n], v) for n, v in lock.items() if n in installed and installed[n] != v and n not in tools}
+    assert not off, f'installed != locked: {off}'
 
 
 def test_readme_is_generated_from_index():

@@ -16,10 +16,10 @@ from .core import abs_path, repo_root, get_logger
 from .profile import cpu_info
 
 # %% auto #0
-__all__ = ['PACKAGES', 'ReportParams', 'git_state', 'run_identity', 'fig_img', 'png_img', 'table', 'section', 'notebook_html',
-           'Missing', 'read_json', 'read_csv', 'safe', 'identity_section', 'data_section', 'training_section',
-           'eval_section', 'roofline_figure', 'profile_section', 'quantize_section', 'stages_section',
-           'serving_section', 'render_report']
+__all__ = ['PACKAGES', 'ReportParams', 'git_state', 'locked_versions', 'package_table', 'run_identity', 'fig_img', 'png_img',
+           'table', 'section', 'notebook_html', 'Missing', 'read_json', 'read_csv', 'safe', 'identity_section',
+           'data_section', 'training_section', 'eval_section', 'roofline_figure', 'profile_section', 'quantize_section',
+           'stages_section', 'serving_section', 'render_report']
 
 # %% ../nbs/07_report.ipynb #eded438b
 @dataclass
@@ -44,6 +44,7 @@ class ReportParams:
     serve_history: str = 'metrics/serve_history.csv'  # loadtest stage
     drift_html: str = 'reports/drift.html'  # loadtest stage: Evidently's drift report
     locust_html: str = 'reports/loadtest/locust.html'  # loadtest stage: Locust's own report
+    lock_file: str = 'constraints.txt'  # the environment's lock (make lock): the package table says whether each version matches it
 
 # %% ../nbs/07_report.ipynb #3ce8c02a
 PACKAGES = ('voc_yolo', 'torch', 'torchvision', 'ultralytics', 'onnxruntime', 'openvino', 'nncf', 'dvc', 'papermill', 'wandb', 'numpy', 'locust', 'evidently')
@@ -63,7 +64,21 @@ def git_state(root:Path)->dict:
         return dict(commit=sha, dirty=dirty)
     except (subprocess.CalledProcessError, FileNotFoundError): return dict(commit=None, dirty=None)
 
-def run_identity(root:Path, params_dir:Path)->dict:
+def locked_versions(lock:Path)->dict:
+    "{normalised package name: version} of a pip-compile lock file ({} when there is none)."
+    import re
+    if not lock.is_file(): return {}
+    lines = [ln.split('#')[0].strip() for ln in lock.read_text().splitlines()]
+    return {re.sub(r'[-_.]+', '-', n).lower(): v for n, _, v in (ln.partition('==') for ln in lines) if v}
+
+def package_table(lock:Path)->dict:
+    "Each recorded package: its installed version, the locked one, and whether they match."
+    import re
+    pins = locked_versions(lock)
+    rows = {p: dict(version=_pkg(p), locked=pins.get(re.sub(r'[-_.]+', '-', p).lower())) for p in PACKAGES}
+    return {p: {**r, 'matches lock': None if r['locked'] is None or r['version'] is None else r['version'] == r['locked']} for p, r in rows.items()}
+
+def run_identity(root:Path, params_dir:Path, lock_file:Path|None=None)->dict:
     "Commit, dvc.lock digest, params, package versions, machine and date of this run."
     import torch
     lock = root/'dvc.lock'
@@ -71,7 +86,7 @@ def run_identity(root:Path, params_dir:Path)->dict:
     cpu, _ = cpu_info()
     return dict(**git_state(root), dvc_lock_sha256=hashlib.sha256(lock.read_bytes()).hexdigest() if lock.exists() else None,
                 params={f.stem: yaml.safe_load(f.read_text()) for f in sorted(params_dir.glob('*.yaml'))},
-                packages={p: _pkg(p) for p in PACKAGES}, machine=dict(cpu=cpu, cores=os.cpu_count(), gpu=gpu, python=platform.python_version()),
+                packages=package_table(lock_file or root/'constraints.txt'), machine=dict(cpu=cpu, cores=os.cpu_count(), gpu=gpu, python=platform.python_version()),
                 date=datetime.now(timezone.utc).isoformat(timespec='seconds'))
 
 # %% ../nbs/07_report.ipynb #2dc057d2
@@ -133,7 +148,7 @@ def identity_section(ident:dict)->list[str]:
             'date (UTC)': ident['date'], **{k: v for k, v in ident['machine'].items()}}
     params = ''.join(f'<details><summary>params/{k}.yaml</summary><pre>{html.escape(yaml.safe_dump(v, sort_keys=False))}</pre></details>'
                      for k, v in ident['params'].items())
-    return [table(pd.Series(rows).to_frame('value')), '<h3>Packages</h3>', table(pd.Series(ident['packages']).to_frame('version')),
+    return [table(pd.Series(rows).to_frame('value')), '<h3>Packages</h3>', table(pd.DataFrame(ident['packages']).T),
             '<h3>Parameters of every stage</h3>', params]
 
 def data_section(p:ReportParams, root:Path)->list[str]:
@@ -232,7 +247,7 @@ def render_report(p:ReportParams, # the stage's parameters
     order = ['prepare', 'train', 'evaluate', 'profile', 'quantize', 'loadtest']
     nbs = [stages/f'{s}.ipynb' for s in order if (stages/f'{s}.ipynb').is_file()]  # not report.ipynb: it is being written
     pages = [notebook_html(f, f.with_suffix('.html')) for f in nbs]
-    ident = run_identity(root, abs_path(p.params_dir, root))
+    ident = run_identity(root, abs_path(p.params_dir, root), abs_path(p.lock_file, root))
     parts = [('Run identity', 'identity', lambda: identity_section(ident)), ('Data', 'data', lambda: data_section(p, root)),
              ('Training', 'training', lambda: training_section(p, root)), ('Test metrics', 'test-metrics', lambda: eval_section(p, root)),
              ('Latency', 'latency', lambda: profile_section(p, root)), ('Quantization', 'quantization', lambda: quantize_section(p, root)),
