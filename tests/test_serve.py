@@ -189,7 +189,7 @@ def test_metrics_count_exactly_what_was_sent(server, deployed):
     for _ in range(7): assert post_image(server, deployed['images'][0].read_bytes()).status_code == 200
     assert metric(server, key) - before == 7
     assert metric(server, 'voc_yolo_images_total{model="deploy"}') - images == 7
-    assert metric(server, 'voc_yolo_inference_duration_seconds_bucket{le="0.0025",model="deploy"}') > 0
+    assert metric(server, 'voc_yolo_inference_duration_seconds_count{model="deploy"}') >= 7  # all timed (buckets vary with load)
     assert metric(server, 'voc_yolo_models_loaded') >= 1
 
 
