@@ -42,7 +42,7 @@ TINY = {'data': dict(n_train=24, n_test=8, img_size=96, workers=1),
         'evaluate': dict(pred_conf=0.01),  # imgsz: from the weights (trained at 64)
         'profile': dict(batch_sizes=[1, 2], warmup=1, repeats=3),
         'quantize': dict(calib_images=8, warmup=1, repeats=3, accuracy_budget=1.0),
-        'loadtest': dict(users=4, spawn_rate=4, run_time=6, upload_every=2)}
+        'loadtest': dict(users=4, spawn_rate=4, run_time=4, upload_every=1.5)}
 
 
 def tiny_pipeline(repo):
