@@ -1,7 +1,6 @@
 "Shared fixtures: the repository, a throwaway copy of it, and a small synthetic VOCdevkit."
 import os
 import shutil
-import socket
 import subprocess
 from pathlib import Path
 
@@ -71,9 +70,7 @@ def small_devkit(tmp_path_factory):
     return make_synthetic_voc(tmp_path_factory.mktemp('devkit'), n_train=12, n_test=6, img_size=96, seed=3, workers=1)
 
 
-def free_port():
-    "A TCP port on the loopback interface that nothing listens on now."
-    with socket.socket() as s: s.bind(('127.0.0.1', 0)); return s.getsockname()[1]
+from voc_yolo.loadtest import free_port  # noqa: E402,F401 - one helper for the library's service processes and the tests
 
 
 CHROMIUM, DRIVER = shutil.which('chromium'), shutil.which('chromedriver')
