@@ -97,6 +97,39 @@ loadtest: install ## the loadtest stage by hand, 50 users for 5 minutes (LOADTES
 	voc-yolo loadtest --set users=50 --set spawn_rate=10 --set run_time=300 --set out_dir=runs/loadtest/locust \
 	  --set metrics_path=runs/loadtest/serve.json --set history_csv=runs/loadtest/serve_history.csv --set drift_html=runs/loadtest/drift.html $(LOADTEST_ARGS)
 
+# Scaling out (README): DVC remotes, DVC's experiment queue, the GTO model registry, GPU runners
+push: install ## dvc push --run-cache to the default DVC remote (REMOTE=name for another; README "Scaling out" adds one)
+	voc-yolo push $(if $(REMOTE),-r $(REMOTE))
+
+pull: install ## dvc pull --run-cache from the default DVC remote (REMOTE=name for another)
+	voc-yolo pull $(if $(REMOTE),-r $(REMOTE))
+
+SWEEP_JOBS ?= 1
+sweep: install ## a grid through DVC's queue, then reports/experiments.html: make sweep ARGS="-S 'params/train.yaml:lr0=0.001,0.003,0.01' -S 'params/train.yaml:imgsz=128,160'"
+	voc-yolo sweep -j $(SWEEP_JOBS) $(ARGS)
+
+compare: install ## reports/experiments.html: every experiment of `dvc exp show`, side by side
+	voc-yolo compare $(ARGS)
+
+ARTIFACT ?= deploy
+register: install ## a registry version (GTO tag deploy@v1.0.0): make register VERSION=v1.0.0 [ARTIFACT=best]; no VERSION: the next patch
+	gto register $(ARTIFACT) $(if $(VERSION),--version $(VERSION))
+	@echo "git push origin --tags publishes it"
+
+promote: install ## assign a stage (GTO tag deploy#prod#N; the deploy-model workflow ships it): make promote VERSION=v1.0.0 STAGE=prod
+	@test -n "$(STAGE)" || { echo "make promote needs STAGE=<stage>, e.g. make promote VERSION=v1.0.0 STAGE=prod"; exit 2; }
+	gto assign $(ARTIFACT) $(if $(VERSION),--version $(VERSION)) --stage $(STAGE)
+	@echo "git push origin --tags triggers .github/workflows/deploy-model.yaml"
+
+GPU_WHEELS ?= .whl
+GPU_PACKAGES := ultralytics ultralytics-thop ultralytics-platform polars polars-runtime-32
+gpu-wheels: ## Python 3.12 wheels (locked versions) of what tools/gpu_check.sh needs beyond a PyTorch image, into $(GPU_WHEELS)/
+	@mkdir -p $(GPU_WHEELS)
+	for p in $(GPU_PACKAGES); do v=$$(grep -i "^$$p==" constraints.txt | cut -d= -f3); \
+	  pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp --platform manylinux_2_28_x86_64 \
+	    --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform any -d $(GPU_WHEELS) "$$p==$$v"; done
+	@du -sh $(GPU_WHEELS)
+
 DOCKER ?= $(shell test -x /usr/bin/docker && echo /usr/bin/docker || echo docker)
 BASE_IMAGE ?= voc-yolo/base:bookworm
 WHEELHOUSE := .cache/wheelhouse
@@ -124,4 +157,4 @@ browser: ## Chromium + chromedriver for the report's browser test (Debian packag
 lab: install ## JupyterLab on the notebooks
 	jupyter lab --ServerApp.root_dir=. --ServerApp.default_url=/lab/tree/nbs $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
-.PHONY: help install hooks pipeline export clean-nbs readme lint nbtest pytest test check-clean bench-data bench-train serve bench-serve docs browser lab prometheus monitor loadtest lock wheelhouse docker-base docker-serve test-docker
+.PHONY: help install hooks pipeline export clean-nbs readme lint nbtest pytest test check-clean bench-data bench-train serve bench-serve docs browser lab prometheus monitor loadtest lock wheelhouse docker-base docker-serve test-docker push pull sweep compare register promote gpu-wheels

@@ -128,3 +128,13 @@ def test_every_stage_agrees_on_its_params(stage):
     defaults = notebook_defaults(stage)
     assert defaults.pop('params_file') == f'params/{name}.yaml'
     assert defaults == values, 'the notebook defaults (used in JupyterLab) differ from the params file (used by DVC)'
+
+
+def test_the_compare_notebook_agrees_with_its_params():
+    "voc-yolo compare is not a DVC stage, but its notebook, params file and dataclass agree like a stage's."
+    from voc_yolo.experiments import CompareParams
+    values = yaml.safe_load((ROOT/'params/compare.yaml').read_text())
+    assert set(values) == {f.name for f in dataclasses.fields(CompareParams)}
+    load_params(ROOT/'params/compare.yaml', CompareParams)
+    defaults = notebook_defaults('compare')
+    assert defaults.pop('params_file') == 'params/compare.yaml' and defaults == values

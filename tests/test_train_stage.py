@@ -118,3 +118,12 @@ def test_dvc_repro_then_an_experiment(repo_copy):
     assert 'metrics/train.json' in diff and diff['metrics/train.json']['epochs'] == {'old': 1, 'new': 2, 'diff': 1}
     html = run('dvc plots show -o plots_out', repo_copy)
     assert (repo_copy/'plots_out/index.html').is_file(), html.stdout
+
+
+def test_the_gpu_check_script_runs_end_to_end_on_the_cpu(tmp_path):
+    "tools/gpu_check.sh is for a GPU machine; its whole path (dataset, stage function, plain yolo train, ratio) runs here at tiny size."
+    env = {**os.environ, 'GPU_CHECK_DEVICE': 'cpu', 'IMGSZ': '64', 'BATCH': '8', 'N_TRAIN': '16', 'REPEATS': '1', 'WORKERS': '1',
+           'OUT_DIR': str(tmp_path)}
+    r = run('bash tools/gpu_check.sh 1', ROOT, env=env)
+    assert re.search(r'ratio stage / plain: \d+\.\d+x', r.stdout), r.stdout[-2000:]
+    assert (tmp_path/'runs/stage/weights/best.pt').is_file() and (tmp_path/'runs/plain/weights/best.pt').is_file()

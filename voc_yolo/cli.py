@@ -4,11 +4,11 @@
 
 # %% ../nbs/08_cli.ipynb #f350b460
 from __future__ import annotations
-import argparse, dataclasses, sys, typing
+import argparse, dataclasses, json, sys, typing
 from .core import load_params, check_params, offline_setup, ParamsError
 
 # %% auto #0
-__all__ = ['STAGES', 'stage_table', 'serve_options', 'parser', 'parse_sets', 'main']
+__all__ = ['STAGES', 'TOOLS', 'stage_table', 'serve_options', 'parser', 'parse_sets', 'main', 'tool_options', 'run_tool']
 
 # %% ../nbs/08_cli.ipynb #de179b78
 def stage_table()->dict:
@@ -20,12 +20,14 @@ def stage_table()->dict:
     from voc_yolo.quantize import QuantizeParams, quantize
     from voc_yolo.report import ReportParams, render_report
     from voc_yolo.loadtest import LoadtestParams, loadtest
+    from voc_yolo.experiments import CompareParams, compare
     return {'prepare': (PrepareParams, prepare, 'params/data.yaml'), 'train': (TrainParams, train, 'params/train.yaml'),
             'evaluate': (EvalParams, evaluate, 'params/evaluate.yaml'), 'profile': (ProfileParams, profile, 'params/profile.yaml'),
             'quantize': (QuantizeParams, quantize, 'params/quantize.yaml'), 'loadtest': (LoadtestParams, loadtest, 'params/loadtest.yaml'),
-            'report': (ReportParams, render_report, 'params/report.yaml')}
+            'report': (ReportParams, render_report, 'params/report.yaml'), 'compare': (CompareParams, compare, 'params/compare.yaml')}
 
 STAGES = ('prepare', 'train', 'evaluate', 'profile', 'quantize', 'loadtest', 'report')
+TOOLS = ('compare', 'sweep', 'push', 'pull')  # commands around the pipeline: experiments and remotes
 
 def serve_options(sp:argparse.ArgumentParser):
     "`voc-yolo serve` flags: host, port, and one per service setting (each also read from VOC_YOLO_<NAME>)."
@@ -40,11 +42,12 @@ def serve_options(sp:argparse.ArgumentParser):
 
 def parser()->argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog='voc-yolo', description='Run one voc_yolo pipeline stage without its notebook, or serve models over HTTP.')
-    sub = ap.add_subparsers(dest='command', required=True, metavar='{' + ','.join(STAGES) + ',serve}')
-    for s in STAGES:
-        sp = sub.add_parser(s, help=f'run the {s} stage')
+    sub = ap.add_subparsers(dest='command', required=True, metavar='{' + ','.join(STAGES + TOOLS) + ',serve}')
+    for s in STAGES + ('compare',):
+        sp = sub.add_parser(s, help=f'run the {s} stage' if s in STAGES else 'write reports/experiments.html: every experiment of `dvc exp show` side by side')
         sp.add_argument('--params', help="the stage's params YAML (default: the one dvc.yaml uses, e.g. params/train.yaml)")
         sp.add_argument('--set', action='append', default=[], metavar='KEY=VALUE', help='override one parameter for this run (YAML value), e.g. --set users=50')
+    tool_options(sub)
     serve_options(sub.add_parser('serve', help='serve the deployed model and uploads (FastAPI + uvicorn)'))
     return ap
 
@@ -66,6 +69,7 @@ def main(argv:list[str]|None=None)->int:
         except ValueError as e: print(f'voc-yolo serve: {e}', file=sys.stderr); return 2
         serve(args.host, args.port, args.access_log, **opts)
         return 0
+    if args.command in TOOLS[1:]: return run_tool(args)
     offline_setup()  # before anything imports ultralytics: its settings live in the repository's .cache/
     cls, fn, default = stage_table()[args.command]
     try:
@@ -73,4 +77,33 @@ def main(argv:list[str]|None=None)->int:
         p = check_params(cls, dataclasses.asdict(p) | parse_sets(args.set), source='--set') if args.set else p
     except ParamsError as e: print(f'voc-yolo {args.command}: {e}', file=sys.stderr); return 2
     fn(p)
+    return 0
+
+# %% ../nbs/08_cli.ipynb #4b1d9e96
+def tool_options(sub):
+    "`voc-yolo sweep` (DVC's experiment queue) and `voc-yolo push`/`pull` (DVC remotes, with the run-cache)."
+    sp = sub.add_parser('sweep', help="queue a grid of experiments (dvc exp run --queue), run it (dvc queue start), wait, compare")
+    sp.add_argument('-S', '--set-param', action='append', default=[], metavar='FILE:KEY=V1,V2', help="as dvc exp run -S; a comma list makes a grid")
+    sp.add_argument('-j', '--jobs', type=int, default=1, help='queue workers (default 1: on 2 cores two trainings only share them)')
+    sp.add_argument('--no-compare', action='store_true', help='do not write reports/experiments.html afterwards')
+    sp.add_argument('--plan', action='store_true', help='only print the grid as JSON, one `dvc exp run` argument string per point (a CI matrix)')
+    sp.add_argument('targets', nargs='*', help='stages to run up to (default: the whole pipeline)')
+    for name in ('push', 'pull'):
+        sp = sub.add_parser(name, help=f'dvc {name} --run-cache, naming the remote when it cannot be reached')
+        sp.add_argument('-r', '--remote', help='the remote (default: the default remote)')
+        sp.add_argument('-j', '--jobs', type=int, help='parallel transfers')
+
+def run_tool(args)->int:
+    "Run `voc-yolo sweep`, `push` or `pull`; a failure is one line on stderr and a non-zero exit code."
+    if args.command in ('push', 'pull'):
+        from voc_yolo.remote import transfer
+        return transfer(args.command, args.remote, jobs=args.jobs)
+    from voc_yolo.experiments import sweep, compare, grid_points, CompareParams
+    if args.plan:
+        try: print(json.dumps(grid_points(args.set_param))); return 0
+        except ParamsError as e: print(f'voc-yolo sweep: {e}', file=sys.stderr); return 2
+    try: tasks = sweep(args.set_param, args.targets, args.jobs)
+    except (ParamsError, RuntimeError, TimeoutError) as e: print(f'voc-yolo sweep: {e}', file=sys.stderr); return 1
+    print('\n'.join(f"{t['name']}: {t['status']}" for t in tasks))
+    if not args.no_compare: print(f"compare: {compare(load_params('params/compare.yaml', CompareParams))}")
     return 0

@@ -12,14 +12,14 @@ from pathlib import Path
 import pandas as pd, yaml
 import matplotlib
 import matplotlib.pyplot as plt
-from .core import abs_path, repo_root, get_logger
+from .core import abs_path, load_params, repo_root, get_logger
 from .profile import cpu_info
 
 # %% auto #0
 __all__ = ['PACKAGES', 'ReportParams', 'git_state', 'locked_versions', 'package_table', 'run_identity', 'fig_img', 'png_img',
            'table', 'section', 'notebook_html', 'Missing', 'read_json', 'read_csv', 'safe', 'identity_section',
            'data_section', 'training_section', 'eval_section', 'roofline_figure', 'profile_section', 'quantize_section',
-           'stages_section', 'serving_section', 'render_report']
+           'stages_section', 'serving_section', 'experiments_link', 'render_report']
 
 # %% ../nbs/07_report.ipynb #eded438b
 @dataclass
@@ -45,6 +45,7 @@ class ReportParams:
     drift_html: str = 'reports/drift.html'  # loadtest stage: Evidently's drift report
     locust_html: str = 'reports/loadtest/locust.html'  # loadtest stage: Locust's own report
     lock_file: str = 'constraints.txt'  # the environment's lock (make lock): the package table says whether each version matches it
+    compare_params: str = 'params/compare.yaml'  # voc-yolo compare's params: the report links to the page it writes (out_html)
 
 # %% ../nbs/07_report.ipynb #3ce8c02a
 PACKAGES = ('voc_yolo', 'torch', 'torchvision', 'ultralytics', 'onnxruntime', 'openvino', 'nncf', 'dvc', 'papermill', 'wandb', 'numpy', 'locust', 'evidently')
@@ -231,6 +232,13 @@ def serving_section(p:ReportParams, root:Path, page_dir:Path)->list[str]:
     return [head, table(eps), fig_img(serving_figure(hist.to_dict('records')), 'throughput and latency under load'), drift,
             '<p>' + ' &middot; '.join(f'<a href="{_href(f, page_dir)}">{n}</a>' for f, n in links if f.is_file()) + '</p>']
 
+# %% ../nbs/07_report.ipynb #ac46c4b2
+def experiments_link(p:ReportParams, root:Path, page_dir:Path)->str:
+    "A link to the experiments page `voc-yolo compare` writes (its path read from the compare params, not copied here)."
+    from voc_yolo.experiments import CompareParams
+    target = abs_path(load_params(abs_path(p.compare_params, root), CompareParams).out_html, root)
+    return f'<a id="experiments" href="{_href(target, page_dir)}" title="written by voc-yolo compare after a sweep">All experiments</a>'
+
 # %% ../nbs/07_report.ipynb #bf4ee3aa
 _CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:24px auto;padding:0 16px;color:#222}
 h1{margin-bottom:0} h2{border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:36px} img{max-width:100%;display:block;margin:12px 0}
@@ -253,7 +261,7 @@ def render_report(p:ReportParams, # the stage's parameters
              ('Latency', 'latency', lambda: profile_section(p, root)), ('Quantization', 'quantization', lambda: quantize_section(p, root)),
              ('Serving', 'serving', lambda: serving_section(p, root, out.parent)),
              ('Stage notebooks', 'stages', lambda: stages_section(pages, out.parent))]
-    nav = '<nav>' + ''.join(f'<a href="#{i}">{t}</a>' for t, i, _ in parts) + '</nav>'
+    nav = '<nav>' + ''.join(f'<a href="#{i}">{t}</a>' for t, i, _ in parts) + experiments_link(p, root, out.parent) + '</nav>'
     body = ''.join(safe(b, t, i) for t, i, b in parts)
     out.write_text(f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>voc_yolo report</title><style>{_CSS}</style></head>'
                    f'<body><h1>voc_yolo report</h1><p>{ident["date"]} &middot; commit {ident["commit"] or "n/a"}</p>{nav}{body}</body></html>', encoding='utf-8')

@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_train.ipynb #cc8c7d2b
 from __future__ import annotations
-import csv, json, os, shutil, socket
+import csv, json, os, shutil, socket, subprocess, sys
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
 from .core import abs_path, cache_dir, get_logger, offline_setup, ParamsError
@@ -12,8 +12,8 @@ from .prepare import resolved_dataset_yaml
 
 # %% auto #0
 __all__ = ['WANDB_MODES', 'TrainParams', 'resolve_device', 'resolve_model', 'train_args', 'resumable_checkpoint', 'fresh_run_dir',
-           'start_wandb', 'epoch_logger', 'log_weights', 'write_results_csv', 'train_metrics', 'learning_curves',
-           'train', 'trained_imgsz', 'stage_imgsz']
+           'start_wandb', 'log_epochs', 'log_weights', 'write_results_csv', 'best_epoch_metrics', 'train_metrics',
+           'learning_curves', 'is_multi_gpu', 'train_in_subprocess', 'train', 'trained_imgsz', 'stage_imgsz']
 
 # %% ../nbs/03_train.ipynb #ab352a8d
 @dataclass
@@ -148,11 +148,12 @@ def start_wandb(p:TrainParams, # the stage's parameters (all of them go into the
     return wandb.init(project=p.wandb_project, name=Path(p.run_dir).name, job_type='train', mode=p.wandb,
                       dir=os.environ.get('WANDB_DIR') or str(cache_dir('wandb')), config={**asdict(p), 'ultralytics': args}, reinit='finish_previous')
 
-def epoch_logger(run)->callable:
-    "An Ultralytics `on_fit_epoch_end` callback that logs the epoch's losses, metrics and learning rates to `run`."
-    def log(trainer):  # after the last epoch Ultralytics calls it once more with the best weights' final validation
-        run.log({'epoch': trainer.epoch + 1, **trainer.label_loss_items(trainer.tloss, prefix='train'), **trainer.metrics, **trainer.lr})
-    return log
+def log_epochs(run, # a W&B run (anything with `.log(dict, step=)`)
+               rows:list[dict], # the per-epoch rows of results.csv (`write_results_csv`)
+              )->int:
+    "Log each epoch's losses, metrics and learning rates to `run` at step = epoch; return the number of epochs."
+    for r in rows: run.log({k: int(v) if k == 'epoch' else float(v) for k, v in r.items()}, step=int(r['epoch']))
+    return len(rows)
 
 def log_weights(run, weights:Path, metrics:dict):
     "Attach the best weights to `run` as a model artifact and close the run."
@@ -176,13 +177,22 @@ def write_results_csv(src:Path|str, # Ultralytics' results.csv
         w = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator='\n'); w.writeheader(); w.writerows(rows)
     return rows
 
-def train_metrics(final:dict, # the final validation of the best weights (`trainer.metrics`)
+_METRIC_KEYS = ('metrics/precision(B)', 'metrics/recall(B)', 'metrics/mAP50(B)', 'metrics/mAP50-95(B)')
+
+def _fitness(r:dict)->float: return 0.1*float(r['metrics/mAP50(B)']) + 0.9*float(r['metrics/mAP50-95(B)'])  # Ultralytics' fitness
+
+def best_epoch_metrics(rows:list[dict], # the per-epoch rows
+                      )->dict:
+    "The validation metrics of the epoch whose weights became best.pt (by Ultralytics' fitness)."
+    best = max(rows, key=_fitness)
+    return {k: float(best[k]) for k in _METRIC_KEYS}
+
+def train_metrics(final:dict, # the final validation of the best weights (`trainer.metrics`, or `best_epoch_metrics`)
                   rows:list[dict], # the per-epoch rows
                  )->dict:
     "metrics/train.json: Ultralytics' metric keys for the best weights, plus where they came from."
-    keys = ('metrics/precision(B)', 'metrics/recall(B)', 'metrics/mAP50(B)', 'metrics/mAP50-95(B)')
-    fit = [0.1*float(r['metrics/mAP50(B)']) + 0.9*float(r['metrics/mAP50-95(B)']) for r in rows]  # Ultralytics' fitness
-    return {**{k: _round(final[k]) for k in keys}, 'epochs': len(rows), 'best_epoch': fit.index(max(fit)) + 1}
+    fit = [_fitness(r) for r in rows]
+    return {**{k: _round(final[k]) for k in _METRIC_KEYS}, 'epochs': len(rows), 'best_epoch': fit.index(max(fit)) + 1}
 
 # %% ../nbs/03_train.ipynb #8b20f476
 def learning_curves(csv_path:Path|str, # the per-epoch CSV written by `write_results_csv`
@@ -199,6 +209,27 @@ def learning_curves(csv_path:Path|str, # the per-epoch CSV written by `write_res
     b.set_xlabel('epoch'); b.set_ylim(0, 1); b.legend(fontsize=8); fig.tight_layout()
     return fig
 
+# %% ../nbs/03_train.ipynb #d8782a3c
+def is_multi_gpu(device:str, # a device string from `resolve_device`
+                )->bool:
+    "Whether Ultralytics will train `device` with DDP (more than one CUDA device)."
+    return len([d for d in str(device).split(',') if d.strip()]) > 1
+
+_CHILD = "import json, sys; from ultralytics import YOLO; YOLO(sys.argv[1]).train(**json.loads(sys.argv[2]))"
+
+def train_in_subprocess(model:str, # what `YOLO()` loads: a model yaml, weights, or the checkpoint to resume
+                        args:dict, # `YOLO.train` keyword arguments (JSON-serialisable)
+                        log_path:Path|str, # the child's output is also written here
+                       )->Path:
+    "Run `YOLO(model).train(**args)` in a child process, echoing its output as it comes; return `log_path`."
+    cmd = [sys.executable, '-u', '-c', _CHILD, str(model), json.dumps(args)]
+    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, 'w') as log, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1) as p:
+        for line in p.stdout: print(line, end='', flush=True); log.write(line)
+    if p.returncode:
+        raise RuntimeError(f"training in a child process failed (exit code {p.returncode}); its output is in {log_path}")
+    return Path(log_path)
+
 # %% ../nbs/03_train.ipynb #ff34814c
 def train(p:TrainParams, # the stage's parameters
          )->dict:
@@ -209,26 +240,24 @@ def train(p:TrainParams, # the stage's parameters
     model_arg = resolve_model(p.model)
     run_dir = abs_path(p.run_dir)
     last = resumable_checkpoint(run_dir, args) if p.resume else None
-    from ultralytics import YOLO
     run = start_wandb(p, args)
     if last:
         log.info(f"resuming the interrupted run in {run_dir} from {last}")
-        model = YOLO(str(last))
-        if run: model.add_callback('on_fit_epoch_end', epoch_logger(run))
-        model.train(resume=str(last), **{k: args[k] for k in ('data', 'workers', 'device', 'cache')})
+        model_arg, args = str(last), dict(resume=str(last), **{k: args[k] for k in ('data', 'workers', 'device', 'cache')})
+    else: fresh_run_dir(run_dir)
+    if is_multi_gpu(args['device']):
+        log.info(f"device {args['device']}: DDP, trained in a child process (its output also goes to {run_dir/'train.log'})")
+        train_in_subprocess(model_arg, args, run_dir/'train.log'); final = None
     else:
-        fresh_run_dir(run_dir)
-        model = YOLO(model_arg)
-        if run: model.add_callback('on_fit_epoch_end', epoch_logger(run))
-        model.train(**args)
-    trainer = model.trainer
+        from ultralytics import YOLO
+        model = YOLO(model_arg); model.train(**args); final = model.trainer.metrics
     weights = abs_path(p.weights_path); weights.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(trainer.best, weights)
-    rows = write_results_csv(trainer.csv, abs_path(p.results_csv))
-    metrics = train_metrics(trainer.metrics, rows)
+    shutil.copyfile(run_dir/'weights'/'best.pt', weights)
+    rows = write_results_csv(run_dir/'results.csv', abs_path(p.results_csv))
+    metrics = train_metrics(final or best_epoch_metrics(rows), rows)
     out = abs_path(p.metrics_path); out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(metrics, indent=2) + '\n')
-    if run: log_weights(run, weights, metrics)
+    if run: log_epochs(run, rows); log_weights(run, weights, metrics)
     return metrics
 
 # %% ../nbs/03_train.ipynb #1882470c
