@@ -55,7 +55,7 @@ def tiny_pipeline(repo):
 
 @pytest.fixture(scope='session')
 def tiny_run(tmp_path_factory):
-    "A clean copy that has run the whole pipeline (`dvc repro`) on tiny params. Tests read it; only test_repro reruns it."
+    "A clean copy that has run the whole pipeline (`dvc repro`) on tiny params. Tests read it; one that reruns a stage copies it first."
     import time
     repo = clean_copy(tmp_path_factory.mktemp('tiny')/'repo')
     tiny_pipeline(repo)
