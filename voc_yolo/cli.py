@@ -98,12 +98,14 @@ def run_tool(args)->int:
     if args.command in ('push', 'pull'):
         from voc_yolo.remote import transfer
         return transfer(args.command, args.remote, jobs=args.jobs)
-    from voc_yolo.experiments import sweep, compare, grid_points, CompareParams
+    from voc_yolo.experiments import sweep, grid_points
     if args.plan:
         try: print(json.dumps(grid_points(args.set_param))); return 0
         except ParamsError as e: print(f'voc-yolo sweep: {e}', file=sys.stderr); return 2
     try: tasks = sweep(args.set_param, args.targets, args.jobs)
     except (ParamsError, RuntimeError, TimeoutError) as e: print(f'voc-yolo sweep: {e}', file=sys.stderr); return 1
     print('\n'.join(f"{t['name']}: {t['status']}" for t in tasks))
-    if not args.no_compare: print(f"compare: {compare(load_params('params/compare.yaml', CompareParams))}")
+    if not args.no_compare:
+        cls, compare, params = stage_table()['compare']  # its params file named in one place
+        print(f'compare: {compare(load_params(params, cls))}')
     return 0

@@ -142,11 +142,17 @@ def experiments_page(df:pd.DataFrame, figures:list[str], title:str='voc_yolo exp
             '<a href="index.html">&larr; report</a></p>' + tbl + ''.join(figures) + _SORT + '</body></html>')
 
 # %% ../nbs/13_experiments.ipynb #bc4ab200
+def _dvc(args:list[str], root:Path)->str:
+    "Run `dvc *args` in `root`; its standard output, or a RuntimeError with all it printed."
+    with tempfile.TemporaryFile('w+') as out, tempfile.TemporaryFile('w+') as err:  # files, not pipes: `dvc queue start`
+        rc = subprocess.run(['dvc', *args], cwd=root, stdout=out, stderr=err, text=True).returncode  # leaves workers holding them
+        out.seek(0); err.seek(0); text, said = out.read(), err.read()
+    if rc: raise RuntimeError(f"`dvc {' '.join(args)}` failed in {root}:\n{(text + said).strip()[-2000:]}")
+    return text
+
 def exp_show(root:Path, num:int=1)->list:
     "`dvc exp show --json` of the repository at `root` (DVC's own record of every experiment)."
-    r = subprocess.run(['dvc', 'exp', 'show', '--json', '-n', str(num)], cwd=root, capture_output=True, text=True)
-    if r.returncode: raise RuntimeError(f"`dvc exp show` failed in {root}: {r.stderr.strip()[-500:]}")
-    return json.loads(r.stdout)
+    return json.loads(_dvc(['exp', 'show', '--json', '-n', str(num)], root))
 
 def compare(p:CompareParams, # the parameters
             root:Path|None=None, # the repository (default: the one around the working directory)
@@ -204,14 +210,6 @@ def grid_points(set_params:list[str], # `-S` overrides; a comma list is one axis
     return [shlex.join([a for v in point for a in ('-S', v)]) for point in itertools.product(*axes)]
 
 # %% ../nbs/13_experiments.ipynb #4a1e7b8a
-def _dvc(args:list[str], root:Path)->str:
-    "Run `dvc *args`; its output, or a RuntimeError with it."
-    with tempfile.TemporaryFile('w+') as out:  # a file, not a pipe: `dvc queue start` leaves workers holding its stdout
-        rc = subprocess.run(['dvc', *args], cwd=root, stdout=out, stderr=subprocess.STDOUT, text=True).returncode
-        out.seek(0); text = out.read()
-    if rc: raise RuntimeError(f"`dvc {' '.join(args)}` failed:\n{text.strip()[-2000:]}")
-    return text
-
 def sweep(set_params:list[str], # `-S` overrides, e.g. ['params/train.yaml:lr0=0.001,0.003'] (comma lists make a grid)
           targets:list[str]=(), # stages to run up to (default: the whole pipeline)
           jobs:int=1, # queue workers (`dvc queue start -j`)
