@@ -117,7 +117,7 @@ def ultralytics_path(model: Path, dst: Path) -> Path:
 
 
 def export_640(best: Path) -> Path:
-    from voc_yolo.profile import ultralytics_export
+    from voc_yolo.weights import ultralytics_export
     return ultralytics_export(best, ROOT/'runs/bench_serve/640', format='openvino', imgsz=640)
 
 

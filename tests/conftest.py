@@ -70,7 +70,7 @@ def small_devkit(tmp_path_factory):
     return make_synthetic_voc(tmp_path_factory.mktemp('devkit'), n_train=12, n_test=6, img_size=96, seed=3, workers=1)
 
 
-from voc_yolo.loadtest import free_port  # noqa: E402,F401 - one helper for the library's service processes and the tests
+from voc_yolo.harness import free_port  # noqa: E402,F401 - one helper for the library's service processes and the tests
 
 
 CHROMIUM, DRIVER = shutil.which('chromium'), shutil.which('chromedriver')

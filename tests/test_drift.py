@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from test_monitoring import multipart
-from voc_yolo.loadtest import ServiceProcess
+from voc_yolo.harness import ServiceProcess
 
 
 def post(url, name, img):

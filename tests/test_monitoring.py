@@ -5,7 +5,7 @@ import pytest
 import yaml
 
 from conftest import ROOT, free_port
-from voc_yolo.loadtest import ServiceProcess
+from voc_yolo.harness import ServiceProcess
 
 PROMTOOL, PROMETHEUS = shutil.which('promtool'), shutil.which('prometheus')
 needs_prometheus = pytest.mark.skipif(not (PROMTOOL and PROMETHEUS),

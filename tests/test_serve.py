@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from bench_serve import ultralytics_path
-from voc_yolo.loadtest import ServiceProcess
+from voc_yolo.harness import ServiceProcess
 
 TOKEN = 's3cret-token'
 

@@ -5,28 +5,20 @@
 # %% ../nbs/08_cli.ipynb #f350b460
 from __future__ import annotations
 import argparse, dataclasses, json, sys, typing
-from .core import load_params, check_params, offline_setup, ParamsError
+from .core import load_params, check_params, offline_setup, ParamsError, STAGES, PIPELINE
 
 # %% auto #0
-__all__ = ['STAGES', 'TOOLS', 'stage_table', 'serve_options', 'parser', 'parse_sets', 'main', 'tool_options', 'run_tool']
+__all__ = ['TOOLS', 'stage_entry', 'serve_options', 'parser', 'parse_sets', 'main', 'tool_options', 'run_tool']
 
 # %% ../nbs/08_cli.ipynb #de179b78
-def stage_table()->dict:
-    "stage -> (params dataclass, stage function, default params file). Imported lazily: `--help` stays fast."
-    from voc_yolo.prepare import PrepareParams, prepare
-    from voc_yolo.train import TrainParams, train
-    from voc_yolo.evaluate import EvalParams, evaluate
-    from voc_yolo.profile import ProfileParams, profile
-    from voc_yolo.quantize import QuantizeParams, quantize
-    from voc_yolo.report import ReportParams, render_report
-    from voc_yolo.loadtest import LoadtestParams, loadtest
-    from voc_yolo.experiments import CompareParams, compare
-    return {'prepare': (PrepareParams, prepare, 'params/data.yaml'), 'train': (TrainParams, train, 'params/train.yaml'),
-            'evaluate': (EvalParams, evaluate, 'params/evaluate.yaml'), 'profile': (ProfileParams, profile, 'params/profile.yaml'),
-            'quantize': (QuantizeParams, quantize, 'params/quantize.yaml'), 'loadtest': (LoadtestParams, loadtest, 'params/loadtest.yaml'),
-            'report': (ReportParams, render_report, 'params/report.yaml'), 'compare': (CompareParams, compare, 'params/compare.yaml')}
+def stage_entry(name:str, # a stage of `voc_yolo.core.STAGES`, or compare
+               )->tuple:
+    "(params dataclass, stage function, default params file) of one stage; only its module is imported."
+    import importlib
+    module, cls, fn, params = STAGES[name]
+    m = importlib.import_module(f'voc_yolo.{module}')
+    return getattr(m, cls), getattr(m, fn), params
 
-STAGES = ('prepare', 'train', 'evaluate', 'profile', 'quantize', 'loadtest', 'report')
 TOOLS = ('compare', 'sweep', 'push', 'pull')  # commands around the pipeline: experiments and remotes
 
 def serve_options(sp:argparse.ArgumentParser):
@@ -42,9 +34,9 @@ def serve_options(sp:argparse.ArgumentParser):
 
 def parser()->argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog='voc-yolo', description='Run one voc_yolo pipeline stage without its notebook, or serve models over HTTP.')
-    sub = ap.add_subparsers(dest='command', required=True, metavar='{' + ','.join(STAGES + TOOLS) + ',serve}')
-    for s in STAGES + ('compare',):
-        sp = sub.add_parser(s, help=f'run the {s} stage' if s in STAGES else 'write reports/experiments.html: every experiment of `dvc exp show` side by side')
+    sub = ap.add_subparsers(dest='command', required=True, metavar='{' + ','.join(PIPELINE + TOOLS) + ',serve}')
+    for s in PIPELINE + ('compare',):
+        sp = sub.add_parser(s, help=f'run the {s} stage' if s in PIPELINE else 'write reports/experiments.html: every experiment of `dvc exp show` side by side')
         sp.add_argument('--params', help="the stage's params YAML (default: the one dvc.yaml uses, e.g. params/train.yaml)")
         sp.add_argument('--set', action='append', default=[], metavar='KEY=VALUE', help='override one parameter for this run (YAML value), e.g. --set users=50')
     tool_options(sub)
@@ -71,7 +63,7 @@ def main(argv:list[str]|None=None)->int:
         return 0
     if args.command in TOOLS[1:]: return run_tool(args)
     offline_setup()  # before anything imports ultralytics: its settings live in the repository's .cache/
-    cls, fn, default = stage_table()[args.command]
+    cls, fn, default = stage_entry(args.command)
     try:
         p = load_params(args.params or default, cls)
         p = check_params(cls, dataclasses.asdict(p) | parse_sets(args.set), source='--set') if args.set else p
@@ -106,6 +98,6 @@ def run_tool(args)->int:
     except (ParamsError, RuntimeError, TimeoutError) as e: print(f'voc-yolo sweep: {e}', file=sys.stderr); return 1
     print('\n'.join(f"{t['name']}: {t['status']}" for t in tasks))
     if not args.no_compare:
-        cls, compare, params = stage_table()['compare']  # its params file named in one place
+        cls, compare, params = stage_entry('compare')  # its params file named in one place
         print(f'compare: {compare(load_params(params, cls))}')
     return 0

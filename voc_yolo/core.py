@@ -10,8 +10,8 @@ import numpy as np
 import yaml
 
 # %% auto #0
-__all__ = ['CACHE_DIR', 'repo_root', 'abs_path', 'rel_path', 'cache_dir', 'ParamsError', 'check_params', 'load_params',
-           'stage_params', 'seed_everything', 'get_logger', 'offline_setup', 'pil_open']
+__all__ = ['CACHE_DIR', 'STAGES', 'PIPELINE', 'repo_root', 'abs_path', 'rel_path', 'cache_dir', 'ParamsError', 'check_params',
+           'load_params', 'stage_params', 'seed_everything', 'get_logger', 'offline_setup', 'pil_open']
 
 # %% ../nbs/00_core.ipynb #25efdfba
 def repo_root(start:Path|str|None=None, # where to start looking (default: the working directory)
@@ -32,9 +32,11 @@ def abs_path(p:Path|str, # a repo-relative (or already absolute) path
 
 def rel_path(p:Path|str, # an absolute path inside the repository
              root:Path|None=None, # repository root (default: `repo_root()`)
+             outside_ok:bool=False, # a path outside the repository comes back absolute instead of raising
             )->str:
     "The POSIX, repo-relative form of `p` (what goes into files that DVC hashes)."
-    return Path(p).resolve().relative_to((root or repo_root()).resolve()).as_posix()
+    p, root = Path(p).resolve(), (root or repo_root()).resolve()
+    return str(p) if outside_ok and not p.is_relative_to(root) else p.relative_to(root).as_posix()
 
 # %% ../nbs/00_core.ipynb #9ed37456
 CACHE_DIR = '.cache' # git- and DVC-ignored home for tool state (Ultralytics, W&B, matplotlib)
@@ -46,6 +48,19 @@ def cache_dir(name:str='', # sub-folder of the cache
     d = abs_path(CACHE_DIR, root)/name
     d.mkdir(parents=True, exist_ok=True)
     return d
+
+# %% ../nbs/00_core.ipynb #1f49cf30
+STAGES = {  # name -> (module of voc_yolo, parameter dataclass, stage function, default params file)
+    'prepare': ('prepare', 'PrepareParams', 'prepare', 'params/data.yaml'),
+    'train': ('train', 'TrainParams', 'train', 'params/train.yaml'),
+    'evaluate': ('evaluate', 'EvalParams', 'evaluate', 'params/evaluate.yaml'),
+    'profile': ('profile', 'ProfileParams', 'profile', 'params/profile.yaml'),
+    'quantize': ('quantize', 'QuantizeParams', 'quantize', 'params/quantize.yaml'),
+    'loadtest': ('loadtest', 'LoadtestParams', 'loadtest', 'params/loadtest.yaml'),
+    'report': ('report', 'ReportParams', 'render_report', 'params/report.yaml'),
+    'compare': ('experiments', 'CompareParams', 'compare', 'params/compare.yaml'),  # a tool around the pipeline, not a DVC stage
+}
+PIPELINE = tuple(s for s in STAGES if s != 'compare')  # the DVC stages, in the order dvc.yaml runs them
 
 # %% ../nbs/00_core.ipynb #2cb05d34
 class ParamsError(ValueError):

@@ -12,14 +12,14 @@ import matplotlib.pyplot as plt
 from PIL import Image
 from .core import abs_path, get_logger, offline_setup, ParamsError
 from .voc import VOC_NAMES
-from .prepare import resolved_dataset_yaml
+from .dataset import resolved_dataset_yaml, split_dirs
+from .tables import METRIC_KEYS, write_csv, write_json
 from .dataviz import load_labels, draw_boxes
-from .train import resolve_device, stage_imgsz
+from .weights import resolve_device, stage_imgsz, validate, accuracy
 
 # %% auto #0
-__all__ = ['EvalParams', 'pr_curve_rows', 'confusion_rows', 'write_csv', 'per_class_table', 'match_image', 'predict_table',
-           'image_errors', 'prediction_grid', 'per_class_bar', 'pr_curve_plot', 'confusion_plot', 'split_dirs',
-           'validate', 'accuracy', 'evaluate']
+__all__ = ['EvalParams', 'pr_curve_rows', 'confusion_rows', 'per_class_table', 'match_image', 'predict_table', 'image_errors',
+           'prediction_grid', 'per_class_bar', 'pr_curve_plot', 'confusion_plot', 'evaluate']
 
 # %% ../nbs/04_evaluate.ipynb #71578f17
 @dataclass
@@ -60,14 +60,6 @@ def confusion_rows(matrix:np.ndarray, # Ultralytics' (nc+1, nc+1) matrix, [predi
     labels = [*names, 'background']
     return [{'actual': labels[a], 'predicted': labels[p]}
             for p, a in zip(*np.nonzero(matrix[:, :len(names)])) for _ in range(int(round(matrix[p, a])))]
-
-def write_csv(rows:list[dict], path:Path|str)->Path:
-    "Write `rows` (all with the same keys) as CSV, creating folders."
-    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, 'w', newline='') as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ['empty'], lineterminator='\n')
-        w.writeheader(); w.writerows(rows)
-    return path
 
 # %% ../nbs/04_evaluate.ipynb #835a753c
 def per_class_table(box, # Ultralytics' `metrics.box`
@@ -169,32 +161,6 @@ def confusion_plot(matrix:np.ndarray, names:list[str])->plt.Figure:
     ax.set_xlabel('actual'); ax.set_ylabel('predicted'); fig.colorbar(im, fraction=0.04); fig.tight_layout(); return fig
 
 # %% ../nbs/04_evaluate.ipynb #47c929a2
-_KEYS = ('metrics/precision(B)', 'metrics/recall(B)', 'metrics/mAP50(B)', 'metrics/mAP50-95(B)')
-
-def split_dirs(data_yaml:Path, split:str)->tuple[Path, Path]:
-    "The image and label folders of `split` in a resolved dataset yaml."
-    doc = yaml.safe_load(Path(data_yaml).read_text())
-    if split not in doc: raise ParamsError(f"split: '{split}' is not in {data_yaml} (it has {[k for k in ('train', 'val', 'test') if k in doc]})")
-    images = Path(doc['path'])/doc[split]
-    return images, Path(str(images).replace('/images/', '/labels/').replace('/images', '/labels'))
-
-def validate(model_path:Path|str, # weights (.pt), an .onnx file or an OpenVINO export folder
-             data:Path|str, # a resolved dataset yaml
-             split:str, imgsz:int, # which split, at which size
-             run_dir:Path|str, # Ultralytics' validation folder
-             batch:int=16, conf:float=0.001, iou:float=0.7, device:str='cpu', plots:bool=False):
-    "Ultralytics' validator on `split`, for any model format it loads; returns its metrics object."
-    offline_setup()
-    from ultralytics import YOLO
-    run_dir = Path(run_dir)
-    return YOLO(str(model_path), task='detect').val(data=str(data), split=split, imgsz=imgsz, batch=batch, conf=conf, iou=iou,
-                                                    device=device, project=str(run_dir.parent), name=run_dir.name,
-                                                    exist_ok=True, plots=plots, verbose=False)
-
-def accuracy(m)->dict:
-    "Precision, recall, mAP50 and mAP50-95 with Ultralytics' keys, rounded so that reruns compare byte for byte."
-    return {k: round(float(m.results_dict[k]), 6) for k in _KEYS}
-
 def evaluate(p:EvalParams, # the stage's parameters
             )->dict:
     "Evaluate `p.weights` on `p.split`; write metrics, plot data and figures; return them."
@@ -217,8 +183,7 @@ def evaluate(p:EvalParams, # the stage's parameters
     pr = pr_curve_rows(m.box.px, m.box.prec_values)
     pred = predict_table(model, sorted(image_dir.iterdir()), imgsz, p.pred_conf, p.iou, device, p.batch)
     errors = image_errors(gt, pred)
-    for path, obj in ((p.metrics_path, metrics), (p.speed_path, speed)):
-        out = abs_path(path); out.parent.mkdir(parents=True, exist_ok=True); out.write_text(json.dumps(obj, indent=2) + '\n')
+    for path, obj in ((p.metrics_path, metrics), (p.speed_path, speed)): write_json(obj, abs_path(path))
     write_csv(table.to_dict('records'), abs_path(p.per_class_csv))
     write_csv(pr, abs_path(p.pr_csv))
     write_csv(confusion_rows(m.confusion_matrix.matrix, names), abs_path(p.confusion_csv))

@@ -9,11 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import pandas as pd
 from .core import abs_path, get_logger, repo_root, ParamsError
+from .tables import pareto_front
+from .htmlpage import fig_img, page
 
 # %% auto #0
-__all__ = ['HEADLINE', 'CompareParams', 'flatten', 'experiment_row', 'experiment_rows', 'experiments_frame', 'pareto_front',
-           'pareto_figure', 'read_curves', 'curves_figure', 'experiments_page', 'exp_show', 'compare', 'queue_status',
-           'wait_for_queue', 'grid_points', 'sweep']
+__all__ = ['HEADLINE', 'CompareParams', 'flatten', 'experiment_row', 'experiment_rows', 'experiments_frame', 'pareto_figure',
+           'read_curves', 'curves_figure', 'experiments_page', 'exp_show', 'compare', 'queue_status', 'wait_for_queue',
+           'grid_points', 'sweep']
 
 # %% ../nbs/13_experiments.ipynb #e15762a7
 @dataclass
@@ -76,17 +78,10 @@ def experiments_frame(rows:list[dict])->pd.DataFrame:
     return df[[c for c in fixed if c in df] + varying]
 
 # %% ../nbs/13_experiments.ipynb #75440a17
-def pareto_front(df:pd.DataFrame, x:str, y:str)->pd.Series:
-    "True for rows no other row dominates (lower or equal `x` and higher or equal `y`, one of them strictly)."
-    ok = df[x].notna() & df[y].notna()
-    pts = df.loc[ok, [x, y]].astype(float).values
-    front = [not any((o[0] <= p[0]) and (o[1] >= p[1]) and ((o[0] < p[0]) or (o[1] > p[1])) for o in pts) for p in pts]
-    return pd.Series(False, index=df.index).mask(ok, pd.Series(front, index=df.index[ok]))
-
 def pareto_figure(df:pd.DataFrame, x:str='deployed_ms', y:str='mAP50'):
     "mAP50 against latency, one labelled point per experiment, the front joined by a line."
     import matplotlib.pyplot as plt
-    d = df[df[x].notna() & df[y].notna()]; front = pareto_front(d, x, y)
+    d = df[df[x].notna() & df[y].notna()]; front = pd.Series(pareto_front(list(zip(d[x], d[y]))), index=d.index, dtype=bool)
     fig, ax = plt.subplots(figsize=(7, 4.2))
     ax.scatter(d[x], d[y], c=['tab:red' if f else 'tab:gray' for f in front], zorder=3)
     for _, r in d.iterrows(): ax.annotate(r['experiment'], (r[x], r[y]), textcoords='offset points', xytext=(4, 4), fontsize=8)
@@ -133,13 +128,10 @@ _SORT = """<script>document.querySelectorAll('table.sortable th').forEach((th, i
 
 def experiments_page(df:pd.DataFrame, figures:list[str], title:str='voc_yolo experiments')->str:
     "The HTML page: a sortable table of every experiment, then the figures (already `<img>` tags)."
-    from voc_yolo.report import _CSS
     tbl = df.to_html(classes='tbl sortable', border=0, index=False, na_rep='', float_format=lambda v: f'{v:.4g}', table_id='experiments')
-    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{_CSS}'
-            ' th{cursor:pointer}</style></head><body><h1>' + html.escape(title) + '</h1>'
-            f'<p>{len(df)} rows from <code>dvc exp show</code>; click a header to sort. An experiment that stopped at a '
+    return page(title, f'<p>{len(df)} rows from <code>dvc exp show</code>; click a header to sort. An experiment that stopped at a '
             'stage (<code>voc-yolo sweep ... evaluate</code>) shows the metrics of its baseline for the stages after it. '
-            '<a href="index.html">&larr; report</a></p>' + tbl + ''.join(figures) + _SORT + '</body></html>')
+            '<a href="index.html">&larr; report</a></p>' + tbl + ''.join(figures) + _SORT, css=' th{cursor:pointer}')
 
 # %% ../nbs/13_experiments.ipynb #bc4ab200
 def _dvc(args:list[str], root:Path)->str:
@@ -159,7 +151,6 @@ def compare(p:CompareParams, # the parameters
            )->Path:
     "Write the experiments page `p.out_html`; return its path."
     import matplotlib; matplotlib.use('Agg')
-    from voc_yolo.report import fig_img
     if p.latency not in ('deployed_ms', 'torch_ms'): raise ParamsError(f"latency: '{p.latency}' is not deployed_ms or torch_ms")
     root = root or repo_root()
     rows = experiment_rows(exp_show(root, p.num))

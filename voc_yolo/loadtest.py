@@ -4,17 +4,19 @@
 
 # %% ../nbs/12_loadtest.ipynb #f2ec7090
 from __future__ import annotations
-import csv, json, math, os, secrets, shutil, signal, subprocess, sys, tempfile, time, urllib.request
+import csv, json, os, secrets, shutil, subprocess, sys, tempfile
 from dataclasses import dataclass, asdict
 from pathlib import Path
 import yaml
-from .core import abs_path, repo_root, get_logger
+from .core import abs_path, rel_path, repo_root, get_logger
+from .tables import write_json
+from .harness import ServiceProcess
 from .drift import DRIFT_REFERENCE, read_reference, evidently_report
 
 # %% auto #0
 __all__ = ['LOCUST_ROUTES', 'LoadtestParams', 'read_locust_stats', 'read_locust_history', 'read_locust_failures',
-           'requests_counted', 'count_mismatches', 'threshold_violations', 'free_port', 'ServiceProcess', 'run_locust',
-           'test_images', 'write_history', 'loadtest', 'rel', 'serving_figure']
+           'requests_counted', 'count_mismatches', 'threshold_violations', 'run_locust', 'test_images', 'write_history',
+           'loadtest']
 
 # %% ../nbs/12_loadtest.ipynb #944273ca
 @dataclass
@@ -100,52 +102,6 @@ def threshold_violations(total:dict, # the `all` row of `read_locust_stats`
         out.append(f"p95 latency {total['p95_ms']} ms > max_p95_ms {p.max_p95_ms}")
     return out
 
-# %% ../nbs/12_loadtest.ipynb #51e22988
-def free_port(host:str='127.0.0.1')->int:
-    "A TCP port nothing listens on now."
-    import socket
-    with socket.socket() as s: s.bind((host, 0)); return s.getsockname()[1]
-
-class ServiceProcess:
-    "`voc-yolo serve` in a subprocess on a loopback port: waits for /ready on entry, stopped by its PID on exit."
-    def __init__(self, log:Path, # the service's log file
-                 env:dict|None=None, # VOC_YOLO_* settings
-                 port:int|None=None, # default: a free one
-                 flags:tuple=(), # more `voc-yolo serve` flags
-                 command:list|None=None, # the program (default: this Python's voc_yolo.cli)
-                ):
-        self.log_path, self.env, self.port, self.flags = Path(log), env or {}, port or free_port(), list(flags)
-        self.command = command or [sys.executable, '-c', 'import sys; from voc_yolo.cli import main; sys.exit(main())']
-        self.url = f'http://127.0.0.1:{self.port}'; self.proc = None
-
-    def start(self)->ServiceProcess:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True); self.log = self.log_path.open('w')
-        cmd = [*self.command, 'serve', '--port', str(self.port), *self.flags]
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env={**os.environ, **self.env})
-        return self
-
-    def get(self, path:str, timeout:float=10)->bytes:
-        with urllib.request.urlopen(self.url + path, timeout=timeout) as r: return r.read()
-
-    def wait_ready(self, timeout:float=120)->ServiceProcess:
-        t = time.monotonic()
-        while time.monotonic() - t < timeout:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"the service exited ({self.proc.returncode}) before it was ready; {self.log_path}:\n{self.log_path.read_text()[-3000:]}")
-            try: self.get('/ready', 2); return self
-            except OSError: time.sleep(0.2)  # refused while starting, 503 while loading
-        raise TimeoutError(f"the service was not ready in {timeout} s; {self.log_path}:\n{self.log_path.read_text()[-3000:]}")
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try: self.proc.wait(20)
-            except subprocess.TimeoutExpired: self.proc.kill(); self.proc.wait()
-        if self.proc: self.log.close()
-
-    def __enter__(self): return self.start()
-    def __exit__(self, *exc): self.stop()
-
 # %% ../nbs/12_loadtest.ipynb #c46d7443
 def run_locust(url:str, # the service
                prefix:Path, # Locust's --csv prefix (its HTML report goes next to it)
@@ -199,26 +155,10 @@ def loadtest(p:LoadtestParams, # the stage's parameters
                    endpoints={k: v | dict(service_counted=counted.get(LOCUST_ROUTES.get(k, k), 0)) for k, v in stats.items() if k != 'all'},
                    counts_match=not count_mismatches(stats, counted), thresholds=dict(max_fail_ratio=p.max_fail_ratio, max_p95_ms=p.max_p95_ms),
                    drift={k: drift[k] for k in ('status', 'drift', 'drifted', 'images', 'threshold')})
-    f = abs_path(p.metrics_path, root); f.parent.mkdir(parents=True, exist_ok=True); f.write_text(json.dumps(summary, indent=2) + '\n')
+    f = write_json(summary, abs_path(p.metrics_path, root))
     write_history(read_locust_history(out/'locust'), abs_path(p.history_csv, root))
     html = abs_path(p.drift_html, root); html.parent.mkdir(parents=True, exist_ok=True)
     evidently_report(read_reference(deploy/DRIFT_REFERENCE)['features'], window, drift['alpha']).save_html(str(html))
     if problems := threshold_violations(stats['all'], p) + count_mismatches(stats, counted):
-        raise RuntimeError(f"load test failed: {'; '.join(problems)}; see {rel(f, root)} and {rel(out/'locust.html', root)}")
+        raise RuntimeError(f"load test failed: {'; '.join(problems)}; see {rel_path(f, root, outside_ok=True)} and {rel_path(out/'locust.html', root, outside_ok=True)}")
     return summary
-
-def rel(f:Path, root:Path)->str: return str(f.relative_to(root)) if f.is_relative_to(root) else str(f)
-
-# %% ../nbs/12_loadtest.ipynb #2152a3b0
-def serving_figure(rows:list, # `read_locust_history` rows (or the history CSV's)
-                  ):
-    "Requests/s and users (top), p50/p95/p99 latency (bottom) against seconds into the run."
-    import matplotlib.pyplot as plt
-    fig, (a, b) = plt.subplots(2, 1, figsize=(7, 4.2), sharex=True)
-    t = [float(r['seconds']) for r in rows]
-    a.plot(t, [float(r['rps']) for r in rows], color='C0', label='requests/s'); a.set_ylabel('requests/s')
-    u = a.twinx(); u.plot(t, [float(r['users']) for r in rows], color='grey', ls=':', label='users'); u.set_ylabel('users')
-    for k, c in (('p50_ms', 'C2'), ('p95_ms', 'C1'), ('p99_ms', 'C3')): b.plot(t, [float(r[k]) for r in rows], color=c, label=k.replace('_ms', ''))
-    b.set_ylabel('latency, ms'); b.set_xlabel('seconds into the run'); b.legend(loc='upper left', fontsize=8); b.set_ylim(bottom=0)
-    a.set_title('throughput and latency under load', fontsize=10); fig.tight_layout()
-    return fig

@@ -16,11 +16,11 @@ from .voc import VOC_NAMES, ISSUES, convert_one, run_chunked
 from .download import download_voc, find_devkit
 from .synthetic import make_synthetic_voc, SYNTH_FOLDER
 from .drift import image_features, write_features_csv
+from .dataset import FEATURES_CSV
 
 # %% auto #0
-__all__ = ['MARKER', 'FEATURES_CSV', 'PrepareParams', 'voc_splits', 'image_format', 'check_image', 'link_or_copy',
-           'convert_devkit', 'dataset_stats', 'quality_report', 'write_dataset_yaml', 'dataset_view',
-           'resolved_dataset_yaml', 'dataset_features', 'get_devkit', 'prepare']
+__all__ = ['MARKER', 'PrepareParams', 'voc_splits', 'image_format', 'check_image', 'link_or_copy', 'convert_devkit',
+           'dataset_stats', 'quality_report', 'write_dataset_yaml', 'dataset_features', 'get_devkit', 'prepare']
 
 # %% ../nbs/02a_prepare.ipynb #c44f61c9
 @dataclass
@@ -172,43 +172,8 @@ def write_dataset_yaml(yaml_path:Path|str, # where to write (repo-relative or ab
                          + yaml.safe_dump(doc, sort_keys=False))
     return yaml_path
 
-def _link(link:Path, target:Path):
-    if link.is_symlink() or link.exists(): link.unlink()
-    link.symlink_to(target)
-
-def dataset_view(dataset:Path, # a YOLO dataset folder (images/<split>/, labels/<split>/)
-                 view:Path, # the folder to build (in the ignored cache)
-                )->Path:
-    "A folder that reads as `dataset` but keeps Ultralytics' label caches (`labels/<split>.cache`) out of it."
-    dataset = dataset.resolve()
-    for split in (d for d in (dataset/'images').iterdir() if d.is_dir()):
-        imgs = view/'images'/split.name  # a real folder: Ultralytics resolves the split folder's path
-        if imgs.exists(): shutil.rmtree(imgs)
-        imgs.mkdir(parents=True)
-        for f in os.listdir(split): os.symlink(split/f, imgs/f)
-    (view/'labels').mkdir(parents=True, exist_ok=True)
-    for split in (d for d in (dataset/'labels').iterdir() if d.is_dir()): _link(view/'labels'/split.name, split)
-    return view
-
-def resolved_dataset_yaml(yaml_path:Path|str, # a dataset yaml written by `write_dataset_yaml`
-                          root:Path|None=None, # repository root
-                         )->Path:
-    "A copy of the dataset yaml in the ignored cache, with an absolute `path` to a `dataset_view`, for Ultralytics to read."
-    root = root or repo_root(); src = abs_path(yaml_path, root)
-    if not src.is_file(): raise FileNotFoundError(f"dataset yaml {src} not found: run the prepare stage first (dvc repro prepare)")
-    doc = yaml.safe_load(src.read_text())
-    if not isinstance(doc, dict) or 'path' not in doc: raise ValueError(f"{src}: not a dataset yaml (no 'path:' key)")
-    data = abs_path(doc['path'], root)
-    if not (data/'labels').is_dir(): raise FileNotFoundError(f"{src}: dataset folder {data} does not exist or has no labels/")
-    tag = hashlib.md5(str(src).encode()).hexdigest()[:8]  # one copy per source file: parallel runs never share it
-    doc['path'] = str(dataset_view(data, cache_dir('datasets', root)/f'{src.stem}-{tag}'))
-    dst = cache_dir('datasets', root)/f'{src.stem}-{tag}.yaml'
-    dst.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return dst
 
 # %% ../nbs/02a_prepare.ipynb #17c83953
-FEATURES_CSV = 'features.csv'  # in the dataset folder: the drift reference's image features (voc_yolo.drift)
-
 def _features_chunk(jobs): return [(split, i, image_features(cv2.imread(f))) for split, i, f in jobs]
 
 def dataset_features(results:dict, # the output of `convert_devkit`

@@ -9,13 +9,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 from .core import abs_path, get_logger, offline_setup, ParamsError
-from .train import stage_imgsz
+from .tables import write_csv, write_json
+from .weights import stage_imgsz, load_torch_model, export_onnx
+from .latency import time_calls, latency_summary, set_threads, cpu_info, torch_runner, ort_runner, ov_runner
 
 # %% auto #0
-__all__ = ['BACKENDS', 'ROOF_ISA', 'ROOF_METHOD', 'ROOF_TOLERANCE', 'ProfileParams', 'time_calls', 'latency_summary',
-           'load_torch_model', 'count_gflops', 'model_facts', 'set_threads', 'cpu_info', 'gemm_roofs', 'machine',
-           'ultralytics_export', 'export_onnx', 'torch_runner', 'ort_kernel_precision', 'ort_runner', 'ov_compile',
-           'ov_precision', 'ov_runner', 'backend_runner', 'torch_profile', 'roof_shares', 'roof_warning', 'profile']
+__all__ = ['BACKENDS', 'ROOF_ISA', 'ROOF_METHOD', 'ROOF_TOLERANCE', 'ProfileParams', 'count_gflops', 'model_facts', 'gemm_roofs',
+           'machine', 'backend_runner', 'torch_profile', 'roof_shares', 'roof_warning', 'profile']
 
 # %% ../nbs/05_profile.ipynb #92340ac7
 BACKENDS = ('torch', 'onnxruntime', 'openvino', 'openvino-f32')
@@ -35,36 +35,7 @@ class ProfileParams:
     trace_path: str = 'reports/profile/trace.json'  # Chrome trace of inference and one training step (chrome://tracing)
     ops_csv: str = 'reports/profile/top_ops.csv'  # the operators that take the time
 
-# %% ../nbs/05_profile.ipynb #fb174cd6
-def time_calls(fn:callable, # the call to time (no arguments)
-               warmup:int=10, # untimed calls first
-               repeats:int=50, # timed calls
-              )->np.ndarray:
-    "Wall time of `repeats` calls of `fn`, in milliseconds, after `warmup` untimed calls."
-    if repeats < 1: raise ParamsError(f"repeats: {repeats} must be at least 1")
-    for _ in range(warmup): fn()
-    ms = np.empty(repeats)
-    for i in range(repeats):
-        t = time.perf_counter(); fn(); ms[i] = (time.perf_counter() - t) * 1e3
-    return ms
-
-def latency_summary(ms:np.ndarray, # samples in milliseconds
-                    batch:int=1, # images per call
-                   )->dict:
-    "Median and p90 latency, and throughput in images/s at the median."
-    med = float(np.median(ms))
-    return dict(median_ms=round(med, 4), p90_ms=round(float(np.percentile(ms, 90)), 4), min_ms=round(float(ms.min()), 4),
-                images_per_s=round(batch * 1e3 / med, 2), runs=len(ms))
-
 # %% ../nbs/05_profile.ipynb #2d039b7a
-def load_torch_model(weights:Path|str):
-    "The detection model from Ultralytics weights, FP32, BatchNorm fused, in eval mode."
-    offline_setup()
-    from ultralytics import YOLO
-    weights = abs_path(weights)
-    if not weights.is_file(): raise FileNotFoundError(f"weights: {weights} not found: run the train stage first (dvc repro train)")
-    return YOLO(str(weights)).model.float().fuse().eval()
-
 def count_gflops(model, imgsz:int, batch:int=1)->float:
     "GFLOPs of one forward pass of `batch` images at `imgsz`."
     from torch.utils.flop_counter import FlopCounterMode
@@ -79,18 +50,6 @@ def model_facts(weights:Path|str, imgsz:int)->dict:
                 file_mb=round(abs_path(weights).stat().st_size / 2**20, 3))
 
 # %% ../nbs/05_profile.ipynb #9d6ded3a
-def set_threads(threads:int)->int:
-    "Use `threads` CPU threads in PyTorch (0: all cores); return the number."
-    import torch
-    n = threads or os.cpu_count()
-    torch.set_num_threads(n); return n
-
-def cpu_info()->tuple[str, set]:
-    "The CPU's model name and feature flags (from /proc/cpuinfo where there is one)."
-    text = Path('/proc/cpuinfo').read_text() if Path('/proc/cpuinfo').exists() else ''
-    field = lambda key: next((l.split(':', 1)[1].strip() for l in text.splitlines() if l.startswith(key)), '')
-    return field('model name') or platform.processor(), set(field('flags').split())
-
 ROOF_ISA = {'fp32': (), 'bf16': ('avx512_bf16', 'amx_bf16'), 'int8': ('avx512_vnni', 'avx_vnni', 'amx_int8')}  # precision -> CPU flags it needs
 ROOF_METHOD = ("best of {repeats} runs of square n×n GEMMs, n in {sizes}, on {threads} threads in PyTorch {torch} (oneDNN kernels): "
                "fp32 and bf16 torch.matmul, int8 torch._int_mm (int32 accumulation); a multiply-add counts 2")
@@ -126,83 +85,6 @@ def machine()->dict:
                 torch=torch.__version__)
 
 # %% ../nbs/05_profile.ipynb #05f6698e
-def ultralytics_export(weights:Path|str, # trained weights
-                       out_dir:Path|str, # where the exports go (the weights are copied there first)
-                       **kw, # YOLO.export arguments: format, imgsz, int8, quantize, data, split, fraction, dynamic, ...
-                      )->Path:
-    "Export with Ultralytics' exporter into `out_dir` (it writes next to the weights); return the exported file or folder."
-    offline_setup()
-    from ultralytics import YOLO
-    out_dir = abs_path(out_dir); out_dir.mkdir(parents=True, exist_ok=True)
-    src = out_dir/'best.pt'
-    if not src.exists() or src.read_bytes() != abs_path(weights).read_bytes(): shutil.copyfile(abs_path(weights), src)
-    return Path(YOLO(str(src)).export(verbose=False, **kw))
-
-def export_onnx(weights:Path|str, # Ultralytics weights
-                imgsz:int, # input size
-                out_dir:Path|str, # where the .onnx goes
-                dynamic:bool=True, # dynamic batch dimension
-               )->Path:
-    "Export the weights to ONNX FP32 with Ultralytics' exporter (offline; the simplifier is installed, not downloaded)."
-    return ultralytics_export(weights, out_dir, format='onnx', imgsz=imgsz, dynamic=dynamic, simplify=True, opset=17)
-
-def torch_runner(weights, imgsz, threads):
-    model = load_torch_model(weights); import torch
-    def make(batch):
-        x = torch.rand(batch, 3, imgsz, imgsz)
-        def call():
-            with torch.inference_mode(): model(x)
-        return call
-    return make, 'fp32'
-
-def ort_kernel_precision(onnx_path:Path, threads:int=1)->str:
-    "int8 if ONNX Runtime's optimized graph runs its convolutions as QLinearConv/ConvInteger, else fp32."
-    import onnxruntime as ort, onnx, tempfile
-    with tempfile.TemporaryDirectory() as d:
-        so = ort.SessionOptions(); so.intra_op_num_threads = threads; so.optimized_model_filepath = f'{d}/opt.onnx'
-        ort.InferenceSession(str(onnx_path), so, providers=['CPUExecutionProvider'])
-        ops = [n.op_type for n in onnx.load(f'{d}/opt.onnx').graph.node]
-    int8 = sum(o in ('QLinearConv', 'ConvInteger') for o in ops); fp = sum(o in ('Conv', 'FusedConv', 'NchwcConv') for o in ops)
-    return 'int8' if int8 > fp else 'fp32'
-
-def ort_runner(onnx_path, imgsz, threads):
-    import onnxruntime as ort
-    so = ort.SessionOptions(); so.intra_op_num_threads = threads; so.inter_op_num_threads = 1
-    sess = ort.InferenceSession(str(onnx_path), so, providers=['CPUExecutionProvider'])
-    name = sess.get_inputs()[0].name
-    def make(batch):
-        x = np.random.rand(batch, 3, imgsz, imgsz).astype(np.float32)
-        return lambda: sess.run(None, {name: x})
-    return make, ort_kernel_precision(onnx_path, threads)
-
-def ov_compile(model_path, imgsz, threads, batch, precision=None):
-    "An OpenVINO compiled model for a static input shape; `precision` forces INFERENCE_PRECISION_HINT (e.g. 'f32')."
-    import openvino as ov
-    core = ov.Core(); m = core.read_model(str(model_path))
-    m.reshape([batch, 3, imgsz, imgsz])
-    cfg = {'INFERENCE_NUM_THREADS': threads, 'PERFORMANCE_HINT': 'LATENCY', 'NUM_STREAMS': 1}
-    if precision: cfg['INFERENCE_PRECISION_HINT'] = precision
-    return core.compile_model(m, 'CPU', cfg)
-
-_PRECISION = {'float32': 'fp32', 'f32': 'fp32', 'FP32': 'fp32', 'bf16': 'bf16', 'BF16': 'bf16', 'f16': 'fp16', 'FP16': 'fp16',
-              'I8': 'int8', 'U8': 'int8', 'i8': 'int8', 'u8': 'int8'}
-
-def ov_precision(compiled)->str:
-    "The precision OpenVINO's convolutions actually run at, read from the compiled (runtime) graph."
-    from collections import Counter
-    infos = [n.get_rt_info() for n in compiled.get_runtime_model().get_ops()]
-    seen = Counter(i['runtimePrecision'].astype(str) for i in infos if 'layerType' in i and i['layerType'].astype(str) == 'Convolution')
-    if not seen: t = compiled.get_property('INFERENCE_PRECISION_HINT'); return _PRECISION.get(getattr(t, 'type_name', str(t)), str(t))
-    return _PRECISION.get(seen.most_common(1)[0][0], seen.most_common(1)[0][0])
-
-def ov_runner(model_path, imgsz, threads, precision=None):
-    compiled = {1: ov_compile(model_path, imgsz, threads, 1, precision)}  # batch 1 tells the precision it runs at
-    def make(batch):
-        if batch not in compiled: compiled[batch] = ov_compile(model_path, imgsz, threads, batch, precision)
-        req = compiled[batch].create_infer_request(); x = np.random.rand(batch, 3, imgsz, imgsz).astype(np.float32)
-        return lambda: req.infer({0: x})
-    return make, ov_precision(compiled[1])
-
 def backend_runner(backend:str, weights:Path, onnx_path:Path, imgsz:int, threads:int):
     "`(make(batch) -> call, precision)` for one of `BACKENDS`."
     if backend == 'torch': return torch_runner(weights, imgsz, threads)
@@ -284,11 +166,10 @@ def profile(p:ProfileParams, # the stage's parameters
             log.info(f"{backend:13s} {precision:5s} batch {batch:3d}: median {s['median_ms']:.3f} ms, p90 {s['p90_ms']:.3f} ms")
     roof_shares(rows, roofs['roofs'], facts['gflops'])
     ops = torch_profile(p.weights, imgsz, p.trace_path)
-    from voc_yolo.evaluate import write_csv
     write_csv(rows, abs_path(p.latency_csv)); write_csv(ops, abs_path(p.ops_csv))
     keys = ('precision', 'median_ms', 'p90_ms', 'images_per_s', 'gflops_per_s', 'roof_gflops_per_s', 'roof_share')
     metrics = dict(model=facts, machine={**machine(), 'threads': threads}, roofs=roofs['roofs'], roof_method=roofs['method'],
                    roof_warning=roof_warning(rows), latency={f"{r['backend']}/batch{r['batch']}": {k: r[k] for k in keys} for r in rows})
     if metrics['roof_warning']: log.warning(metrics['roof_warning'])
-    out = abs_path(p.metrics_path); out.parent.mkdir(parents=True, exist_ok=True); out.write_text(json.dumps(metrics, indent=2) + '\n')
+    write_json(metrics, abs_path(p.metrics_path))
     return dict(metrics=metrics, latency=rows, ops=ops, onnx=onnx_path)

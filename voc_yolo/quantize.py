@@ -11,20 +11,19 @@ from pathlib import Path
 import numpy as np
 import matplotlib.pyplot as plt
 from .core import abs_path, get_logger, offline_setup, ParamsError
-from .prepare import resolved_dataset_yaml
-from .evaluate import write_csv, split_dirs
-from .profile import (time_calls, latency_summary, set_threads, ultralytics_export, export_onnx, torch_runner, ort_runner, ov_runner)
-from .train import stage_imgsz
+from .dataset import resolved_dataset_yaml, split_images, FEATURES_CSV
+from .tables import write_csv, write_json, pareto_front
+from .latency import time_calls, latency_summary, set_threads, torch_runner, ort_runner, ov_runner
+from .weights import stage_imgsz, ultralytics_export, export_onnx, validate, accuracy
 from .runtime import model_metadata, Predictor, CONF, IOU
 from .drift import DRIFT_REFERENCE, prediction_features, read_features_csv, write_reference
-from .prepare import FEATURES_CSV
 import cv2, yaml
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['QUANT_BACKENDS', 'QuantizeParams', 'check_quantize_params', 'split_images', 'letterbox_batch', 'calibration_batch',
+__all__ = ['QUANT_BACKENDS', 'QuantizeParams', 'check_quantize_params', 'letterbox_batch', 'calibration_batch',
            'head_decode_nodes', 'copy_onnx_metadata', 'ort_static_int8', 'ov_xml', 'ov_precision_forced',
-           'measure_variants', 'choose_deployment', 'add_ratios', 'pareto_front', 'pareto_plot', 'ov_from_onnx',
+           'measure_variants', 'choose_deployment', 'add_ratios', 'front_variants', 'pareto_plot', 'ov_from_onnx',
            'build_variants', 'write_drift_reference', 'quantize']
 
 # %% ../nbs/06_quantize.ipynb #0617c938
@@ -60,11 +59,6 @@ def check_quantize_params(p:QuantizeParams)->QuantizeParams:
     return p
 
 # %% ../nbs/06_quantize.ipynb #0f151ffc
-def split_images(dataset_yaml:Path|str, split:str)->list[Path]:
-    "The image files of a split of a (resolved) dataset yaml, sorted."
-    images, _ = split_dirs(Path(dataset_yaml), split)
-    return sorted(p for p in images.iterdir() if p.suffix.lower() in ('.jpg', '.jpeg', '.png'))
-
 def letterbox_batch(files:list[Path], imgsz:int)->np.ndarray:
     "Images as the network sees them: letterboxed to imgsz², RGB, float32 0-1, NCHW."
     import cv2
@@ -142,7 +136,6 @@ def _size_mb(path:Path)->float:
 def measure_variants(variants:list[dict], # name, backend, path, runner=(make, precision), ov_precision
                      data:Path, p:QuantizeParams, rounds:int=5)->list[dict]:
     "mAP on the test split and interleaved batch-1 latency of every variant."
-    from voc_yolo.evaluate import validate, accuracy
     rows, calls = [], []
     for v in variants:
         with ov_precision_forced(v.get('ov_precision')):
@@ -172,15 +165,14 @@ def add_ratios(rows:list[dict])->list[dict]:
             r[k] = round(r['median_ms'] / base[v], 4) if v in base else None
     return rows
 
-def pareto_front(rows:list[dict])->list[str]:
-    "Variants no other variant beats on both latency and mAP50."
-    return [r['variant'] for r in rows if not any(o['median_ms'] <= r['median_ms'] and o['mAP50'] >= r['mAP50'] and
-                                                  (o['median_ms'], o['mAP50']) != (r['median_ms'], r['mAP50']) for o in rows)]
+def front_variants(rows:list[dict])->list[str]:
+    "Variants no other variant beats on both latency and mAP50 (`voc_yolo.tables.pareto_front`)."
+    return [r['variant'] for r, f in zip(rows, pareto_front([(r['median_ms'], r['mAP50']) for r in rows])) if f]
 
 # %% ../nbs/06_quantize.ipynb #5da4561a
 def pareto_plot(rows:list[dict], chosen:str)->plt.Figure:
     "Accuracy against latency for every variant, the Pareto front joined, the deployment model marked."
-    front = set(pareto_front(rows))
+    front = set(front_variants(rows))
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for r in rows:
         ax.scatter(r['median_ms'], r['mAP50'], s=60, color='tab:red' if r['variant'] == chosen else 'tab:blue' if r['variant'] in front else 'tab:gray', zorder=3)
@@ -259,7 +251,7 @@ def quantize(p:QuantizeParams, # the stage's parameters
     write_drift_reference(dst, p.dataset_yaml, data, threads)  # what the service's /drift compares its recent requests with
     for path, obj in ((p.deploy_json, deploy), (p.metrics_path, dict(deployed=deploy['variant'], imgsz=p.imgsz, calib_images=len(calib), threads=threads,
                                                                        variants={r['variant']: {k: v for k, v in r.items() if k not in ('variant', 'path')} for r in rows}))):
-        f = abs_path(path); f.parent.mkdir(parents=True, exist_ok=True); f.write_text(json.dumps(obj, indent=2) + '\n')
+        write_json(obj, abs_path(path))
     write_csv([{k: v for k, v in r.items() if k != 'path'} for r in rows], abs_path(p.variants_csv))
     fig_dir = abs_path(p.figures_dir); fig_dir.mkdir(parents=True, exist_ok=True)
     fig = pareto_plot(rows, chosen['variant']); fig.savefig(fig_dir/'pareto.png', dpi=90); plt.close(fig)

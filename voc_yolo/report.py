@@ -4,7 +4,7 @@
 
 # %% ../nbs/07_report.ipynb #94017912
 from __future__ import annotations
-import base64, hashlib, html, io, json, os, platform, subprocess
+import hashlib, html, json, os, platform, subprocess
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib.metadata import version, PackageNotFoundError
@@ -12,14 +12,16 @@ from pathlib import Path
 import pandas as pd, yaml
 import matplotlib
 import matplotlib.pyplot as plt
-from .core import abs_path, load_params, repo_root, get_logger
-from .profile import cpu_info
+from .core import abs_path, repo_root, get_logger, ParamsError, PIPELINE
+from .latency import cpu_info
+from .htmlpage import fig_img, png_img, table, section, page
+from .figures import learning_curves, roofline_figure, serving_figure
 
 # %% auto #0
-__all__ = ['PACKAGES', 'ReportParams', 'git_state', 'locked_versions', 'package_table', 'run_identity', 'fig_img', 'png_img',
-           'table', 'section', 'notebook_html', 'Missing', 'read_json', 'read_csv', 'safe', 'identity_section',
-           'data_section', 'training_section', 'eval_section', 'roofline_figure', 'profile_section', 'quantize_section',
-           'stages_section', 'serving_section', 'experiments_link', 'render_report']
+__all__ = ['PACKAGES', 'ReportParams', 'git_state', 'locked_versions', 'package_table', 'run_identity', 'notebook_html',
+           'Missing', 'read_json', 'read_csv', 'safe', 'identity_section', 'data_section', 'training_section',
+           'eval_section', 'profile_section', 'quantize_section', 'stages_section', 'serving_section',
+           'experiments_link', 'render_report']
 
 # %% ../nbs/07_report.ipynb #eded438b
 @dataclass
@@ -90,24 +92,6 @@ def run_identity(root:Path, params_dir:Path, lock_file:Path|None=None)->dict:
                 packages=package_table(lock_file or root/'constraints.txt'), machine=dict(cpu=cpu, cores=os.cpu_count(), gpu=gpu, python=platform.python_version()),
                 date=datetime.now(timezone.utc).isoformat(timespec='seconds'))
 
-# %% ../nbs/07_report.ipynb #2dc057d2
-def fig_img(fig:plt.Figure, alt:str, dpi:int=90)->str:
-    "An <img> holding the figure as an inline PNG (the figure is closed)."
-    buf = io.BytesIO(); fig.savefig(buf, format='png', dpi=dpi, bbox_inches='tight'); plt.close(fig)
-    return png_img(buf.getvalue(), alt)
-
-def png_img(data:bytes|Path, alt:str)->str:
-    "An <img> with `data` (PNG bytes or a PNG file) inlined."
-    data = Path(data).read_bytes() if isinstance(data, (str, Path)) else data
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(data).decode()}">'
-
-def table(df:pd.DataFrame, **kw)->str:
-    "A DataFrame as an HTML table with the report's style."
-    return df.to_html(classes='tbl', border=0, float_format=lambda v: f'{v:.4g}', **kw)
-
-def section(title:str, *parts:str, id:str|None=None)->str:
-    return f'<section id="{id or title.lower().replace(" ", "-")}"><h2>{html.escape(title)}</h2>' + ''.join(parts) + '</section>'
-
 # %% ../nbs/07_report.ipynb #6f725501
 _TOGGLE = """<style>.jp-Cell-inputWrapper, .jp-InputArea {display: none}
 body.show-code .jp-Cell-inputWrapper, body.show-code .jp-InputArea {display: flex}
@@ -164,7 +148,6 @@ def data_section(p:ReportParams, root:Path)->list[str]:
             fig_img(sample_grid(ds, train, 'train', n=8, seed=0), 'training samples with their boxes')]
 
 def training_section(p:ReportParams, root:Path)->list[str]:
-    from voc_yolo.train import learning_curves
     m = read_json(abs_path(p.train_metrics, root)); read_csv(abs_path(p.train_csv, root))
     return [table(pd.Series(m).to_frame('best weights, validation split')), fig_img(learning_curves(abs_path(p.train_csv, root)), 'learning curves')]
 
@@ -179,19 +162,7 @@ def eval_section(p:ReportParams, root:Path)->list[str]:
             '<h3>The test images with the most missed objects</h3><p>green: ground truth, red: predictions</p>',
             png_img(figs/'worst_images.png', 'worst test images') if (figs/'worst_images.png').exists() else '']
 
-# %% ../nbs/07_report.ipynb #a2464cd6
-def roofline_figure(prof:dict, # the profile stage's metrics (metrics/profile.json)
-                   )->plt.Figure|str:
-    "Each backend's share of the GEMM roof of the precision it ran at; the reason instead when such a chart would be false."
-    if prof.get('roof_warning'): return f'<p class="warning">No roofline chart: {html.escape(prof["roof_warning"])}</p>'
-    rows = pd.DataFrame([{'run': k, **v} for k, v in prof['latency'].items()]).dropna(subset=['roof_share'])
-    fig, ax = plt.subplots(figsize=(7, 0.35*len(rows) + 1.4))
-    ax.barh([f"{r.run} ({r.precision}, roof {r.roof_gflops_per_s:.0f})" for r in rows.itertuples()], rows.roof_share, color='tab:blue')
-    ax.axvline(1, color='k', ls='--', label='the roof of each row\'s precision')
-    roofs = ', '.join(f"{k} {v['gflops_per_s']:.0f}" for k, v in prof['roofs'].items())
-    ax.set_xlim(0, 1.05); ax.set_xlabel('achieved GFLOP/s ÷ GEMM roof of the precision it ran at')
-    ax.set_title(f'measured GEMM roofs, GFLOP/s: {roofs}', fontsize=9); ax.legend(loc='lower right', fontsize=8); fig.tight_layout(); return fig
-
+# %% ../nbs/07_report.ipynb #648f3de7
 def profile_section(p:ReportParams, root:Path)->list[str]:
     prof = read_json(abs_path(p.profile_metrics, root))
     lat = pd.DataFrame([{'backend/batch': k, **v} for k, v in prof['latency'].items()]).set_index('backend/batch')
@@ -217,7 +188,6 @@ def _href(f:Path, page_dir:Path)->str: return Path(os.path.relpath(f, page_dir))
 
 def serving_section(p:ReportParams, root:Path, page_dir:Path)->list[str]:
     "The load test: the headline, per-endpoint figures, throughput and latency over time, and the drift verdict with links to the reports."
-    from voc_yolo.loadtest import serving_figure
     s, hist = read_json(abs_path(p.serve_metrics, root)), read_csv(abs_path(p.serve_history, root))
     t, m = s['total'], s['model']
     head = (f'<p class="headline"><b id="serve-rps">{t["rps"]:.1f}</b> requests/s with {s["users"]} users for {s["run_time_s"]} s: '
@@ -234,17 +204,14 @@ def serving_section(p:ReportParams, root:Path, page_dir:Path)->list[str]:
 
 # %% ../nbs/07_report.ipynb #ac46c4b2
 def experiments_link(p:ReportParams, root:Path, page_dir:Path)->str:
-    "A link to the experiments page `voc-yolo compare` writes (its path read from the compare params, not copied here)."
-    from voc_yolo.experiments import CompareParams
-    target = abs_path(load_params(abs_path(p.compare_params, root), CompareParams).out_html, root)
-    return f'<a id="experiments" href="{_href(target, page_dir)}" title="written by voc-yolo compare after a sweep">All experiments</a>'
+    "A link to the experiments page `voc-yolo compare` writes (its path read from the compare params' `out_html`, not copied here)."
+    f = abs_path(p.compare_params, root)
+    if not f.is_file(): raise FileNotFoundError(f"compare_params: {f} not found (voc-yolo compare's params, which name the experiments page)")
+    out = (yaml.safe_load(f.read_text()) or {}).get('out_html')
+    if not isinstance(out, str): raise ParamsError(f"{f}: out_html is missing or not a path (the page voc-yolo compare writes)")
+    return f'<a id="experiments" href="{_href(abs_path(out, root), page_dir)}" title="written by voc-yolo compare after a sweep">All experiments</a>'
 
 # %% ../nbs/07_report.ipynb #bf4ee3aa
-_CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:24px auto;padding:0 16px;color:#222}
-h1{margin-bottom:0} h2{border-bottom:1px solid #ddd;padding-bottom:4px;margin-top:36px} img{max-width:100%;display:block;margin:12px 0}
-.tbl{border-collapse:collapse;font-size:13px;margin:8px 0} .tbl td,.tbl th{padding:3px 10px;border-bottom:1px solid #eee;text-align:right}
-.headline{font-size:18px} .missing{color:#a00} pre{background:#f6f6f6;padding:8px;font-size:12px} nav a{margin-right:12px}"""
-
 def render_report(p:ReportParams, # the stage's parameters
                   root:Path|None=None, # repository root
                  )->Path:
@@ -252,8 +219,7 @@ def render_report(p:ReportParams, # the stage's parameters
     root = root or repo_root(); matplotlib.use('Agg')
     out = abs_path(p.out_html, root); out.parent.mkdir(parents=True, exist_ok=True)
     stages = abs_path(p.stages_dir, root)
-    order = ['prepare', 'train', 'evaluate', 'profile', 'quantize', 'loadtest']
-    nbs = [stages/f'{s}.ipynb' for s in order if (stages/f'{s}.ipynb').is_file()]  # not report.ipynb: it is being written
+    nbs = [stages/f'{s}.ipynb' for s in PIPELINE if s != 'report' and (stages/f'{s}.ipynb').is_file()]  # not report.ipynb: it is being written
     pages = [notebook_html(f, f.with_suffix('.html')) for f in nbs]
     ident = run_identity(root, abs_path(p.params_dir, root), abs_path(p.lock_file, root))
     parts = [('Run identity', 'identity', lambda: identity_section(ident)), ('Data', 'data', lambda: data_section(p, root)),
@@ -263,7 +229,6 @@ def render_report(p:ReportParams, # the stage's parameters
              ('Stage notebooks', 'stages', lambda: stages_section(pages, out.parent))]
     nav = '<nav>' + ''.join(f'<a href="#{i}">{t}</a>' for t, i, _ in parts) + experiments_link(p, root, out.parent) + '</nav>'
     body = ''.join(safe(b, t, i) for t, i, b in parts)
-    out.write_text(f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>voc_yolo report</title><style>{_CSS}</style></head>'
-                   f'<body><h1>voc_yolo report</h1><p>{ident["date"]} &middot; commit {ident["commit"] or "n/a"}</p>{nav}{body}</body></html>', encoding='utf-8')
+    out.write_text(page('voc_yolo report', f'<p>{ident["date"]} &middot; commit {ident["commit"] or "n/a"}</p>{nav}{body}'), encoding='utf-8')
     get_logger().info(f'report: {out} ({out.stat().st_size / 1e6:.1f} MB), {len(pages)} stage notebooks rendered')
     return out

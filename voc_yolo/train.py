@@ -8,12 +8,14 @@ import csv, json, os, shutil, socket, subprocess, sys
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
 from .core import abs_path, cache_dir, get_logger, offline_setup, ParamsError
-from .prepare import resolved_dataset_yaml
+from .dataset import resolved_dataset_yaml
+from .tables import METRIC_KEYS, write_json
+from .weights import resolve_device
 
 # %% auto #0
-__all__ = ['WANDB_MODES', 'TrainParams', 'resolve_device', 'resolve_model', 'train_args', 'resumable_checkpoint', 'fresh_run_dir',
-           'start_wandb', 'log_epochs', 'log_weights', 'write_results_csv', 'best_epoch_metrics', 'train_metrics',
-           'learning_curves', 'is_multi_gpu', 'train_in_subprocess', 'train', 'trained_imgsz', 'stage_imgsz']
+__all__ = ['WANDB_MODES', 'TrainParams', 'resolve_model', 'train_args', 'resumable_checkpoint', 'fresh_run_dir', 'start_wandb',
+           'log_epochs', 'log_weights', 'write_results_csv', 'best_epoch_metrics', 'train_metrics', 'is_multi_gpu',
+           'train_in_subprocess', 'train']
 
 # %% ../nbs/03_train.ipynb #ab352a8d
 @dataclass
@@ -38,24 +40,6 @@ class TrainParams:
     results_csv: str = 'metrics/train_results.csv'  # per-epoch losses and metrics (dvc plots)
     metrics_path: str = 'metrics/train.json'  # final metrics of the best weights (dvc metrics)
     extra: dict = field(default_factory=dict)  # more Ultralytics train args, e.g. {mosaic: 0.5}
-
-# %% ../nbs/03_train.ipynb #c5e25d80
-def resolve_device(device:str, # auto | cpu | mps | a CUDA index or list such as 0 or 0,1
-                  )->str:
-    "The device string to hand to Ultralytics; raises `ParamsError` for a GPU this machine does not have."
-    import torch
-    device = str(device).strip().lower()
-    n_gpu = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    if device == 'auto': return '0' if n_gpu else 'cpu'
-    if device in ('cpu', 'mps'): return device
-    ids = [s.strip() for s in device.replace('cuda:', '').split(',') if s.strip()]
-    if not ids or not all(i.isdigit() for i in ids):
-        raise ParamsError(f"device: '{device}' is not a device; use auto, cpu, a GPU index such as 0, or a list such as 0,1")
-    if max(int(i) for i in ids) >= n_gpu:
-        raise ParamsError(f"device: '{device}' asks for CUDA GPU(s) {','.join(ids)}, but this machine has {n_gpu} "
-                          f"usable GPU(s) (torch {torch.__version__}, CUDA available: {torch.cuda.is_available()}). "
-                          "Set device: auto (GPU when present, else CPU) or device: cpu.")
-    return ','.join(ids)
 
 # %% ../nbs/03_train.ipynb #3a2ff6d2
 def _online(host:str='github.com', port:int=443, timeout:float=2.0)->bool:
@@ -177,37 +161,20 @@ def write_results_csv(src:Path|str, # Ultralytics' results.csv
         w = csv.DictWriter(f, fieldnames=list(rows[0]), lineterminator='\n'); w.writeheader(); w.writerows(rows)
     return rows
 
-_METRIC_KEYS = ('metrics/precision(B)', 'metrics/recall(B)', 'metrics/mAP50(B)', 'metrics/mAP50-95(B)')
-
 def _fitness(r:dict)->float: return 0.1*float(r['metrics/mAP50(B)']) + 0.9*float(r['metrics/mAP50-95(B)'])  # Ultralytics' fitness
 
 def best_epoch_metrics(rows:list[dict], # the per-epoch rows
                       )->dict:
     "The validation metrics of the epoch whose weights became best.pt (by Ultralytics' fitness)."
     best = max(rows, key=_fitness)
-    return {k: float(best[k]) for k in _METRIC_KEYS}
+    return {k: float(best[k]) for k in METRIC_KEYS}
 
 def train_metrics(final:dict, # the final validation of the best weights (`trainer.metrics`, or `best_epoch_metrics`)
                   rows:list[dict], # the per-epoch rows
                  )->dict:
     "metrics/train.json: Ultralytics' metric keys for the best weights, plus where they came from."
     fit = [_fitness(r) for r in rows]
-    return {**{k: _round(final[k]) for k in _METRIC_KEYS}, 'epochs': len(rows), 'best_epoch': fit.index(max(fit)) + 1}
-
-# %% ../nbs/03_train.ipynb #8b20f476
-def learning_curves(csv_path:Path|str, # the per-epoch CSV written by `write_results_csv`
-                   ):
-    "Loss curves (train and val) and metric curves per epoch."
-    import pandas as pd, matplotlib.pyplot as plt
-    df = pd.read_csv(csv_path)
-    fig, (a, b) = plt.subplots(1, 2, figsize=(11, 3.8))
-    for k in ('box', 'cls', 'dfl'):
-        line, = a.plot(df.epoch, df[f'train/{k}_loss'], label=f'train {k}')
-        a.plot(df.epoch, df[f'val/{k}_loss'], '--', color=line.get_color(), label=f'val {k}')
-    a.set_xlabel('epoch'); a.set_ylabel('loss'); a.legend(ncol=3, fontsize=8)
-    for k in ('precision', 'recall', 'mAP50', 'mAP50-95'): b.plot(df.epoch, df[f'metrics/{k}(B)'], label=k)
-    b.set_xlabel('epoch'); b.set_ylim(0, 1); b.legend(fontsize=8); fig.tight_layout()
-    return fig
+    return {**{k: _round(final[k]) for k in METRIC_KEYS}, 'epochs': len(rows), 'best_epoch': fit.index(max(fit)) + 1}
 
 # %% ../nbs/03_train.ipynb #d8782a3c
 def is_multi_gpu(device:str, # a device string from `resolve_device`
@@ -255,29 +222,6 @@ def train(p:TrainParams, # the stage's parameters
     shutil.copyfile(run_dir/'weights'/'best.pt', weights)
     rows = write_results_csv(run_dir/'results.csv', abs_path(p.results_csv))
     metrics = train_metrics(final or best_epoch_metrics(rows), rows)
-    out = abs_path(p.metrics_path); out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(metrics, indent=2) + '\n')
+    write_json(metrics, abs_path(p.metrics_path))
     if run: log_epochs(run, rows); log_weights(run, weights, metrics)
     return metrics
-
-# %% ../nbs/03_train.ipynb #1882470c
-def trained_imgsz(weights:Path|str, # Ultralytics weights (.pt)
-                 )->int:
-    "The image size `weights` were trained at, from the train args Ultralytics stores in the checkpoint."
-    w = abs_path(weights)
-    if not w.is_file(): raise FileNotFoundError(f"weights: {w} not found: run the train stage first (dvc repro train)")
-    offline_setup()
-    from ultralytics import YOLO
-    size = ((YOLO(str(w)).ckpt or {}).get('train_args') or {}).get('imgsz')
-    if size is None: raise ParamsError(f"{w}: the checkpoint holds no train_args.imgsz (not trained by Ultralytics?): set imgsz in the stage's params")
-    return int(max(size) if isinstance(size, (list, tuple)) else size)
-
-def stage_imgsz(imgsz:int|None, # the stage's `imgsz` param: None (null in YAML) means the training size
-                weights:Path|str, # the weights the stage runs
-               )->int:
-    "The image size a stage runs at: the one the weights were trained at, unless the params set one on purpose."
-    trained, log = trained_imgsz(weights), get_logger()
-    if imgsz is None: log.info(f"imgsz: {trained} px, the size {weights} was trained at"); return trained
-    if imgsz < 32: raise ParamsError(f"imgsz: {imgsz} px is too small (at least 32, a multiple of the stride 32)")
-    if imgsz != trained: log.warning(f"imgsz: {imgsz} px set in the params on purpose; {weights} was trained at {trained} px")
-    return imgsz
