@@ -138,3 +138,51 @@ def test_the_compare_notebook_agrees_with_its_params():
     load_params(ROOT/'params/compare.yaml', CompareParams)
     defaults = notebook_defaults('compare')
     assert defaults.pop('params_file') == 'params/compare.yaml' and defaults == values
+
+
+def test_dvc_runs_the_stage_table_in_order():
+    "dvc.yaml's stages are voc_yolo.core.PIPELINE, in its order, each with the params file of the stage table."
+    from voc_yolo.core import PIPELINE, STAGES
+    stages = yaml.safe_load((ROOT/'dvc.yaml').read_text())['stages']
+    assert tuple(stages) == PIPELINE
+    for name, spec in stages.items():
+        assert f"-f {STAGES[name][3]}" in spec['cmd'], (name, spec['cmd'])
+
+
+def _module_file(mod):
+    p = ROOT/(mod.replace('.', '/') + '.py')
+    return p if p.is_file() else ROOT/mod.replace('.', '/')/'__init__.py'
+
+
+def _code_of(mods):
+    "The library files `mods` import, transitively (relative imports resolved), as repo-relative paths."
+    import ast
+    seen, todo = set(), list(mods)
+    while todo:
+        mod = todo.pop()
+        f = _module_file(mod)
+        if mod in seen or not f.is_file(): continue
+        seen.add(mod)
+        pkg = mod.split('.') if f.name == '__init__.py' else mod.split('.')[:-1]
+        for n in ast.walk(ast.parse(f.read_text())):
+            if not isinstance(n, ast.ImportFrom): continue
+            target = '.'.join(pkg[:len(pkg) - n.level + 1] + ([n.module] if n.module else [])) if n.level else n.module or ''
+            if target.startswith('voc_yolo'): todo += [target, *(f'{target}.{a.name}' for a in n.names)]
+    return {_module_file(m).relative_to(ROOT).as_posix() for m in seen if m != 'voc_yolo'}
+
+
+SERVICE = ('voc_yolo.serve.app', 'voc_yolo.locustfile')  # what the loadtest stage starts (`voc-yolo serve`, Locust) besides its module
+
+
+@pytest.mark.parametrize('stage', yaml.safe_load((ROOT/'dvc.yaml').read_text())['stages'])
+def test_stage_deps_cover_the_code_it_runs(stage):
+    "A change to any library file a stage runs (through its notebook's imports) reruns it: no stale dvc.lock."
+    import re
+    spec = yaml.safe_load((ROOT/'dvc.yaml').read_text())['stages'][stage]
+    nb = json.loads((ROOT/f'nbs/stages/{stage}.ipynb').read_text())
+    mods = set(re.findall(r'from (voc_yolo[\w.]*) import', ''.join(''.join(c['source']) for c in nb['cells'])))
+    code = _code_of(mods | (set(SERVICE) if stage == 'loadtest' else set())) | ({'voc_yolo/cli.py'} if stage == 'loadtest' else set())
+    deps = [d.rstrip('/') for d in spec['deps']]
+    missing = sorted(f for f in code if not any(f == d or f.startswith(d + '/') for d in deps))
+    assert not missing, f'{stage}: dvc.yaml deps lack {missing}'
+    assert 'voc_yolo/core.py' in code

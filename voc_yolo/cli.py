@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_cli.ipynb #f350b460
 from __future__ import annotations
-import argparse, dataclasses, json, sys, typing
+import argparse, dataclasses, json, sys
 from .core import load_params, check_params, offline_setup, ParamsError, STAGES, PIPELINE
 
 # %% auto #0
@@ -26,11 +26,10 @@ def serve_options(sp:argparse.ArgumentParser):
     sp.add_argument('--host', default='127.0.0.1', help='interface to listen on (0.0.0.0 to accept other machines)')
     sp.add_argument('--port', type=int, default=8000, help='TCP port')
     sp.add_argument('--access-log', action='store_true', help="uvicorn's per-request log line")
-    try: from voc_yolo.serve import Settings
+    try: from voc_yolo.serve.settings import Settings
     except ImportError as e: sp.set_defaults(missing=f'{e.name}'); return  # a pipeline-only install: say so when serve is asked for
-    hints = typing.get_type_hints(Settings)
-    for f in dataclasses.fields(Settings):
-        sp.add_argument(f"--{f.name.replace('_', '-')}", type=hints[f.name], default=None, help=f"default {f.default!r}; env VOC_YOLO_{f.name.upper()}")
+    for name, f in Settings.model_fields.items():
+        sp.add_argument(f"--{name.replace('_', '-')}", type=f.annotation, default=None, help=f"{f.description}; default {f.default!r}; env VOC_YOLO_{name.upper()}")
 
 def parser()->argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog='voc-yolo', description='Run one voc_yolo pipeline stage without its notebook, or serve models over HTTP.')
@@ -55,10 +54,11 @@ def main(argv:list[str]|None=None)->int:
     args = parser().parse_args(argv)
     if args.command == 'serve':
         if getattr(args, 'missing', None): print(f"voc-yolo serve needs {args.missing}: pip install 'voc_yolo[serve]'", file=sys.stderr); return 2
-        from voc_yolo.serve import serve, Settings
-        opts = {f.name: getattr(args, f.name) for f in dataclasses.fields(Settings)}
-        try: Settings.from_env(**opts)  # a bad flag or VOC_YOLO_* value: one line, not a traceback
-        except ValueError as e: print(f'voc-yolo serve: {e}', file=sys.stderr); return 2
+        from voc_yolo.serve.app import serve
+        from voc_yolo.serve.settings import Settings, SettingsError, load_settings
+        opts = {name: getattr(args, name) for name in Settings.model_fields}
+        try: load_settings(**opts)  # a bad flag or VOC_YOLO_* value: one line, not a traceback
+        except SettingsError as e: print(f'voc-yolo serve: {e}', file=sys.stderr); return 2
         serve(args.host, args.port, args.access_log, **opts)
         return 0
     if args.command in TOOLS[1:]: return run_tool(args)

@@ -10,8 +10,20 @@ from .core import abs_path, get_logger, offline_setup, ParamsError
 from .tables import METRIC_KEYS
 
 # %% auto #0
-__all__ = ['resolve_device', 'trained_imgsz', 'stage_imgsz', 'load_torch_model', 'ultralytics_export', 'export_onnx', 'validate',
-           'accuracy']
+__all__ = ['untrained_weights', 'resolve_device', 'trained_imgsz', 'stage_imgsz', 'load_torch_model', 'ultralytics_export',
+           'export_onnx', 'validate', 'accuracy']
+
+# %% ../nbs/03a_weights.ipynb #91c44c17
+def untrained_weights(path:Path|str, # where to write the checkpoint (.pt)
+                      imgsz:int=64, # the training size it remembers (`train_args.imgsz`)
+                      model:str='yolov8n.yaml', # the architecture
+                     )->Path:
+    "An untrained checkpoint of `model` in Ultralytics' format, as if trained at `imgsz`: for tests and smoke runs."
+    offline_setup()
+    from ultralytics import YOLO
+    m = YOLO(model); m.ckpt = {'train_args': {'imgsz': imgsz}}
+    path = Path(path); path.parent.mkdir(parents=True, exist_ok=True); m.save(path)
+    return path
 
 # %% ../nbs/03a_weights.ipynb #c5e25d80
 def resolve_device(device:str, # auto | cpu | mps | a CUDA index or list such as 0 or 0,1
