@@ -45,7 +45,7 @@ readme: install ## nbs/index.ipynb -> README.md (no Quarto needed)
 	python tools/make_readme.py
 
 lint: install ## ruff over notebooks, tests and tools; hadolint over the Dockerfiles; actionlint over the workflows; every pre-commit hook
-	ruff check nbs tests tools
+	ruff check nbs tests tools benchmarks
 	hadolint deploy/*.Dockerfile
 	actionlint
 	pre-commit run --all-files --show-diff-on-failure
@@ -64,17 +64,17 @@ check-clean: install ## fail if nbdev_export or nbdev_clean would change a track
 	@git status --porcelain | grep . && { echo "nbdev_export/nbdev_clean changed or added files (above): run them and commit"; exit 1; } || true
 
 bench-data: install ## VOC XML -> YOLO labels: voc_yolo vs an Ultralytics-style loop on 17,000 files
-	python tests/bench_data.py --n 17000
+	python benchmarks/bench_data.py --n 17000
 
 bench-train: install ## train stage via DVC + papermill vs the plain `yolo train` CLI, same args, one run (~15 min)
-	python tests/bench_train.py --epochs 12 --repeats 2
+	python benchmarks/bench_train.py --epochs 12 --repeats 2
 
 serve: install ## the inference service on http://127.0.0.1:8000: models/deploy as `deploy` (flags: make serve ARGS="--token t")
 	voc-yolo serve $(ARGS)
 
 bench-serve: install ## serving: in-process limit vs `voc-yolo serve` at 1/4/16 clients vs the seed pattern, at 128 and 640 px
-	python tests/bench_serve.py
-	python tests/bench_serve.py --imgsz 640
+	python benchmarks/bench_serve.py
+	python benchmarks/bench_serve.py --imgsz 640
 
 docs: install ## the nbdev docs site in _docs/ (needs Quarto: https://quarto.org/docs/get-started/)
 	@command -v quarto >/dev/null || { echo "make docs needs Quarto, which is not installed: get it from https://quarto.org/docs/get-started/ (a .deb/.tar.gz; pip's quarto-cli downloads it at install time), then rerun"; exit 1; }

@@ -6,8 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import ROOT, free_port
-from test_monitoring import multipart
+from helpers import ROOT, free_port, multipart
 
 DOCKER = '/usr/bin/docker' if os.access('/usr/bin/docker', os.X_OK) else shutil.which('docker')  # Debian's client does BuildKit
 BASE, IMAGE = 'voc-yolo/base:bookworm', 'voc-yolo/serve:test'

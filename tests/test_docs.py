@@ -4,7 +4,7 @@ import shutil
 
 import yaml
 
-from conftest import ROOT, run
+from helpers import ROOT, run
 
 
 def test_docs_config_names_pages_that_exist():

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from test_monitoring import multipart
+from helpers import multipart
 from voc_yolo.harness import ServiceProcess
 
 

@@ -3,7 +3,7 @@ page that compares them (voc-yolo compare) in the browser, a failed experiment, 
 import json
 import time
 
-from conftest import run, tiny_pipeline
+from helpers import run, tiny_pipeline
 
 
 def test_repro_a_baseline_then_sweep_a_grid_and_compare_it(repo_copy, browser):

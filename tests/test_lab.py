@@ -8,7 +8,7 @@ import time
 import urllib.request
 import uuid
 
-from conftest import ROOT, free_port
+from helpers import ROOT, free_port
 
 TOKEN = uuid.uuid4().hex
 

@@ -1,7 +1,7 @@
 "The loadtest stage end to end: a real `voc-yolo serve`, real Locust users, on the tiny pipeline's deployed model."
 import csv, json, subprocess
 
-from conftest import run
+from helpers import run
 
 
 def service_processes():

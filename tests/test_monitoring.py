@@ -4,7 +4,7 @@ import json, shutil, subprocess, time, urllib.parse, urllib.request
 import pytest
 import yaml
 
-from conftest import ROOT, free_port
+from helpers import ROOT, free_port, multipart
 from voc_yolo.harness import ServiceProcess
 
 PROMTOOL, PROMETHEUS = shutil.which('promtool'), shutil.which('prometheus')
@@ -85,11 +85,3 @@ def test_prometheus_stores_what_the_service_answered(tiny_run, tmp_path):
             except subprocess.TimeoutExpired: prom.kill(); prom.wait()
         svc.stop()
     assert prom.returncode is not None and svc.proc.poll() is not None
-
-
-def multipart(name, data, field='file'):
-    "A multipart/form-data body with one file (urllib has no helper for it)."
-    b = 'voc-yolo-boundary'
-    head = f'--{b}\r\nContent-Disposition: form-data; name="{field}"; filename="{name}"\r\nContent-Type: image/jpeg\r\n\r\n'
-    body = head.encode() + data + f'\r\n--{b}--\r\n'.encode()
-    return body, f'multipart/form-data; boundary={b}'

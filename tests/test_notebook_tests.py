@@ -3,7 +3,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT, run
+from helpers import ROOT, run
 
 NOTEBOOKS = sorted(p.name for p in (ROOT/'nbs').glob('[0-9]*.ipynb'))
 

@@ -3,7 +3,7 @@ import json
 import shutil
 import time
 
-from conftest import run
+from helpers import run
 
 ACCURACY = ('metrics/data.json', 'metrics/train.json', 'metrics/eval.json', 'metrics/eval_per_class.csv', 'metrics/train_results.csv')
 

@@ -3,7 +3,7 @@ import json
 
 import yaml
 
-from conftest import run
+from helpers import run
 
 TINY = '-p n_train 10 -p n_test 4 -p img_size 64 -p workers 1'
 

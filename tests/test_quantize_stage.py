@@ -1,7 +1,7 @@
 "The profile and quantize stages through DVC on tiny params, and their errors as a user meets them."
 import json
 
-from conftest import run
+from helpers import run
 
 
 def test_dvc_repro_through_profile_and_quantize(tiny_run):

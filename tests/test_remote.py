@@ -10,7 +10,7 @@ import time
 import pytest
 import yaml
 
-from conftest import ROOT, run, free_port
+from helpers import ROOT, run, free_port
 
 S3_ENV = {'AWS_ACCESS_KEY_ID': 'testing', 'AWS_SECRET_ACCESS_KEY': 'testing', 'AWS_DEFAULT_REGION': 'us-east-1'}
 BUCKET = 'voc-yolo'

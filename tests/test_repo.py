@@ -9,7 +9,7 @@ import sys
 import pytest
 import yaml
 
-from conftest import ROOT, run
+from helpers import ROOT, run
 from voc_yolo.core import load_params
 from voc_yolo.prepare import PrepareParams
 

@@ -6,7 +6,7 @@ import sys
 
 import yaml
 
-from conftest import run
+from helpers import run
 
 HOOK = '''import os, sys
 def _log(event, args):

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from bench_serve import ultralytics_path
+from helpers import ultralytics_path
 from voc_yolo.harness import ServiceProcess
 
 TOKEN = 's3cret-token'
@@ -233,7 +233,7 @@ def test_bench_serve_prints_its_table_and_ratios(deployed):
     "`make bench-serve` on the tiny model, one second per setup: every setup answers, without errors."
     import sys
     from conftest import ROOT, run
-    out = run(f"{sys.executable} tests/bench_serve.py --model {deployed['deploy']} --images {deployed['images'][0].parent} "
+    out = run(f"{sys.executable} benchmarks/bench_serve.py --model {deployed['deploy']} --images {deployed['images'][0].parent} "
               "--seconds 1 --clients 1,2 --rounds 1", ROOT).stdout
     print(out)
     assert '(a) in process' in out and out.count('(b) voc-yolo serve') == 2 and out.count('(c) seed: YOLO.predict') == 2, out

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from conftest import ROOT, run
+from helpers import ROOT, run
 
 
 @pytest.fixture(scope='session')

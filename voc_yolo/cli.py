@@ -8,9 +8,9 @@ import argparse, dataclasses, json, sys
 from .core import load_params, check_params, offline_setup, ParamsError, STAGES, PIPELINE
 
 # %% auto #0
-__all__ = ['TOOLS', 'stage_entry', 'serve_options', 'parser', 'parse_sets', 'main', 'tool_options', 'run_tool']
+__all__ = ['TOOLS', 'stage_entry', 'serve_options', 'tool_options', 'parser', 'parse_sets', 'main', 'run_tool']
 
-# %% ../nbs/08_cli.ipynb #de179b78
+# %% ../nbs/08_cli.ipynb #f4930a91
 def stage_entry(name:str, # a stage of `voc_yolo.core.STAGES`, or compare
                )->tuple:
     "(params dataclass, stage function, default params file) of one stage; only its module is imported."
@@ -21,6 +21,7 @@ def stage_entry(name:str, # a stage of `voc_yolo.core.STAGES`, or compare
 
 TOOLS = ('compare', 'sweep', 'push', 'pull')  # commands around the pipeline: experiments and remotes
 
+# %% ../nbs/08_cli.ipynb #08f5823f
 def serve_options(sp:argparse.ArgumentParser):
     "`voc-yolo serve` flags: host, port, and one per service setting (each also read from VOC_YOLO_<NAME>)."
     sp.add_argument('--host', default='127.0.0.1', help='interface to listen on (0.0.0.0 to accept other machines)')
@@ -29,19 +30,42 @@ def serve_options(sp:argparse.ArgumentParser):
     try: from voc_yolo.serve.settings import Settings
     except ImportError as e: sp.set_defaults(missing=f'{e.name}'); return  # a pipeline-only install: say so when serve is asked for
     for name, f in Settings.model_fields.items():
-        sp.add_argument(f"--{name.replace('_', '-')}", type=f.annotation, default=None, help=f"{f.description}; default {f.default!r}; env VOC_YOLO_{name.upper()}")
+        sp.add_argument(f"--{name.replace('_', '-')}", type=f.annotation, default=None,
+                        help=f"{f.description}; default {f.default!r}; env VOC_YOLO_{name.upper()}")
 
+# %% ../nbs/08_cli.ipynb #d8074261
+def tool_options(sub):
+    "`voc-yolo sweep` (DVC's experiment queue) and `voc-yolo push`/`pull` (DVC remotes, with the run-cache)."
+    sp = sub.add_parser('sweep', help="queue a grid of experiments (dvc exp run --queue), run it (dvc queue start), wait, compare")
+    sp.add_argument('-S', '--set-param', action='append', default=[], metavar='FILE:KEY=V1,V2',
+                    help="as dvc exp run -S; a comma list makes a grid")
+    sp.add_argument('-j', '--jobs', type=int, default=1, help='queue workers (default 1: on 2 cores two trainings only share them)')
+    sp.add_argument('--no-compare', action='store_true', help='do not write reports/experiments.html afterwards')
+    sp.add_argument('--plan', action='store_true',
+                    help='only print the grid as JSON, one `dvc exp run` argument string per point (a CI matrix)')
+    sp.add_argument('targets', nargs='*', help='stages to run up to (default: the whole pipeline)')
+    for name in ('push', 'pull'):
+        sp = sub.add_parser(name, help=f'dvc {name} --run-cache, naming the remote when it cannot be reached')
+        sp.add_argument('-r', '--remote', help='the remote (default: the default remote)')
+        sp.add_argument('-j', '--jobs', type=int, help='parallel transfers')
+
+# %% ../nbs/08_cli.ipynb #1bc6d6e8
 def parser()->argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog='voc-yolo', description='Run one voc_yolo pipeline stage without its notebook, or serve models over HTTP.')
+    ap = argparse.ArgumentParser(prog='voc-yolo',
+                                 description='Run one voc_yolo pipeline stage without its notebook, or serve models over HTTP.')
     sub = ap.add_subparsers(dest='command', required=True, metavar='{' + ','.join(PIPELINE + TOOLS) + ',serve}')
     for s in PIPELINE + ('compare',):
-        sp = sub.add_parser(s, help=f'run the {s} stage' if s in PIPELINE else 'write reports/experiments.html: every experiment of `dvc exp show` side by side')
+        sp = sub.add_parser(s,
+                            help=f'run the {s} stage' if s in PIPELINE else
+                            'write reports/experiments.html: every experiment of `dvc exp show` side by side')
         sp.add_argument('--params', help="the stage's params YAML (default: the one dvc.yaml uses, e.g. params/train.yaml)")
-        sp.add_argument('--set', action='append', default=[], metavar='KEY=VALUE', help='override one parameter for this run (YAML value), e.g. --set users=50')
+        sp.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',
+                        help='override one parameter for this run (YAML value), e.g. --set users=50')
     tool_options(sub)
     serve_options(sub.add_parser('serve', help='serve the deployed model and uploads (FastAPI + uvicorn)'))
     return ap
 
+# %% ../nbs/08_cli.ipynb #a5f4d1a4
 def parse_sets(sets:list[str])->dict:
     "`KEY=VALUE` strings as a dict, each value read as YAML (so 50 is a number and [1, 2] a list)."
     import yaml
@@ -49,11 +73,13 @@ def parse_sets(sets:list[str])->dict:
     if bad: raise ParamsError(f"--set {bad[0]!r}: expected KEY=VALUE")
     return {k: yaml.safe_load(v) for k, v in (s.split('=', 1) for s in sets)}
 
+# %% ../nbs/08_cli.ipynb #b8fd05c0
 def main(argv:list[str]|None=None)->int:
     "Entry point of the `voc-yolo` command."
     args = parser().parse_args(argv)
     if args.command == 'serve':
-        if getattr(args, 'missing', None): print(f"voc-yolo serve needs {args.missing}: pip install 'voc_yolo[serve]'", file=sys.stderr); return 2
+        if getattr(args, 'missing', None): print(f"voc-yolo serve needs {args.missing}: pip install 'voc_yolo[serve]'",
+                                                 file=sys.stderr); return 2
         from voc_yolo.serve.app import serve
         from voc_yolo.serve.settings import Settings, SettingsError, load_settings
         opts = {name: getattr(args, name) for name in Settings.model_fields}
@@ -71,20 +97,7 @@ def main(argv:list[str]|None=None)->int:
     fn(p)
     return 0
 
-# %% ../nbs/08_cli.ipynb #4b1d9e96
-def tool_options(sub):
-    "`voc-yolo sweep` (DVC's experiment queue) and `voc-yolo push`/`pull` (DVC remotes, with the run-cache)."
-    sp = sub.add_parser('sweep', help="queue a grid of experiments (dvc exp run --queue), run it (dvc queue start), wait, compare")
-    sp.add_argument('-S', '--set-param', action='append', default=[], metavar='FILE:KEY=V1,V2', help="as dvc exp run -S; a comma list makes a grid")
-    sp.add_argument('-j', '--jobs', type=int, default=1, help='queue workers (default 1: on 2 cores two trainings only share them)')
-    sp.add_argument('--no-compare', action='store_true', help='do not write reports/experiments.html afterwards')
-    sp.add_argument('--plan', action='store_true', help='only print the grid as JSON, one `dvc exp run` argument string per point (a CI matrix)')
-    sp.add_argument('targets', nargs='*', help='stages to run up to (default: the whole pipeline)')
-    for name in ('push', 'pull'):
-        sp = sub.add_parser(name, help=f'dvc {name} --run-cache, naming the remote when it cannot be reached')
-        sp.add_argument('-r', '--remote', help='the remote (default: the default remote)')
-        sp.add_argument('-j', '--jobs', type=int, help='parallel transfers')
-
+# %% ../nbs/08_cli.ipynb #94b8827b
 def run_tool(args)->int:
     "Run `voc-yolo sweep`, `push` or `pull`; a failure is one line on stderr and a non-zero exit code."
     if args.command in ('push', 'pull'):

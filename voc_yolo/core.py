@@ -72,7 +72,10 @@ def _type_ok(value, tp)->bool:
     if tp is typing.Any: return True
     if origin in (typing.Union, types.UnionType): return any(_type_ok(value, a) for a in args)
     if origin is typing.Literal: return value in args
-    if origin in (list, tuple): return isinstance(value, (list, tuple)) and all(_type_ok(v, args[0]) for v in value) if args else isinstance(value, (list, tuple))
+    if origin in (list, tuple):
+        return isinstance(value, (list, tuple)) and all(_type_ok(v, args[0]) for v in value) if args else isinstance(value,
+                                                                                                                                      (list,
+                                                                                                                                       tuple))
     if origin is dict: return isinstance(value, dict)
     if tp is type(None): return value is None
     if tp is float: return isinstance(value, (int, float)) and not isinstance(value, bool)

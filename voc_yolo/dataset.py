@@ -51,7 +51,8 @@ def resolved_dataset_yaml(yaml_path:Path|str, # a dataset yaml written by `write
 def split_dirs(data_yaml:Path, split:str)->tuple[Path, Path]:
     "The image and label folders of `split` in a resolved dataset yaml."
     doc = yaml.safe_load(Path(data_yaml).read_text())
-    if split not in doc: raise ParamsError(f"split: '{split}' is not in {data_yaml} (it has {[k for k in ('train', 'val', 'test') if k in doc]})")
+    if split not in doc: raise ParamsError(f"split: '{split}' is not in {data_yaml} (it has "
+                                           f"{[k for k in ('train', 'val', 'test') if k in doc]})")
     images = Path(doc['path'])/doc[split]
     return images, Path(str(images).replace('/images/', '/labels/').replace('/images', '/labels'))
 

@@ -20,8 +20,10 @@ __all__ = ['IMAGE_FEATURES', 'PREDICTION_FEATURES', 'CATEGORICAL', 'NUMERIC', 'F
 # %% ../nbs/11_drift.ipynb #8a810ad3
 IMAGE_FEATURES = {'brightness': 'mean grey level (0-255)', 'contrast': 'standard deviation of the grey level',
                   'sharpness': 'variance of the Laplacian: edges and fine detail', 'noise': "Immerkær's estimate of the noise sigma",
-                  'colourfulness': "Hasler and Süsstrunk's colourfulness", 'aspect_ratio': 'width / height', 'resolution': 'sqrt(width × height), px'}
-PREDICTION_FEATURES = {'detections': 'boxes per image', 'confidence': 'mean confidence of its boxes', 'box_size': 'mean sqrt(box area / image area)'}
+                  'colourfulness': "Hasler and Süsstrunk's colourfulness", 'aspect_ratio': 'width / height',
+                  'resolution': 'sqrt(width × height), px'}
+PREDICTION_FEATURES = {'detections': 'boxes per image', 'confidence': 'mean confidence of its boxes',
+                       'box_size': 'mean sqrt(box area / image area)'}
 CATEGORICAL = {'main_class': 'the most frequent class among its boxes ("none" when it has none)'}
 NUMERIC = (*IMAGE_FEATURES, *PREDICTION_FEATURES)
 FEATURES = (*NUMERIC, *CATEGORICAL)
@@ -44,7 +46,8 @@ def image_features(img:np.ndarray, # H×W×3 BGR uint8, as OpenCV decodes
     b, g, r = (small[..., i].astype(np.float32) for i in range(3))
     rg, yb = r - g, 0.5 * (r + g) - b
     f = dict(brightness=grey.mean(), contrast=grey.std(), sharpness=cv2.Laplacian(grey, cv2.CV_32F).var(), noise=noise_sigma(grey),
-             colourfulness=np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()), aspect_ratio=w / h, resolution=math.sqrt(w * h))
+             colourfulness=np.hypot(rg.std(), yb.std()) + 0.3 * np.hypot(rg.mean(), yb.mean()),
+             aspect_ratio=w / h, resolution=math.sqrt(w * h))
     return {k: round(float(v), 4) for k, v in f.items()}
 
 # %% ../nbs/11_drift.ipynb #2f7fab10
@@ -61,7 +64,8 @@ def prediction_features(detections:list, # the service's boxes: dicts with class
                 box_size=round(float(np.mean(sizes)), 4), main_class=min(names, key=lambda n: (-names[n], n)))
 
 # %% ../nbs/11_drift.ipynb #db2ef832
-TESTS = {'ks': 'two-sample Kolmogorov-Smirnov (scipy.stats.ks_2samp)', 'chisquare': 'chi-square of the class counts (scipy.stats.chisquare)'}
+TESTS = {'ks': 'two-sample Kolmogorov-Smirnov (scipy.stats.ks_2samp)',
+         'chisquare': 'chi-square of the class counts (scipy.stats.chisquare)'}
 
 def _numbers(v)->np.ndarray:
     a = np.asarray([np.nan if x is None or x == '' else x for x in v], float); return a[~np.isnan(a)]
@@ -97,7 +101,8 @@ def drift_tests(reference:dict, # feature -> values (the reference: training ima
         numeric = f in NUMERIC
         ref, cur = (_numbers if numeric else _labels)(reference[f]), (_numbers if numeric else _labels)(current[f])
         if min(len(ref), len(cur)) < min_images:
-            features[f] = dict(test='ks' if numeric else 'chisquare', status='not enough data', score=None, drift=None, n=len(cur)); continue
+            features[f] = dict(test='ks' if numeric else 'chisquare', status='not enough data', score=None, drift=None, n=len(cur))
+            continue
         p = ks_p(ref, cur) if numeric else chisquare_p(ref, cur)
         drift = p <= base['threshold'] if numeric else p < base['threshold']  # Evidently's comparisons, exactly
         features[f] = dict(test='ks' if numeric else 'chisquare', status='drift' if drift else 'ok', score=p, drift=bool(drift), n=len(cur))
@@ -112,7 +117,8 @@ class DriftMonitor:
                  min_images:int=30, # smallest window that gets a score
                  alpha:float=0.05, # false-alarm rate over all features
                 ):
-        if window < min_images: raise ValueError(f'drift window {window} is smaller than drift_min_images {min_images}: no window could be tested')
+        if window < min_images: raise ValueError(f'drift window {window} is smaller than drift_min_images {min_images}: no window could '
+                                                 f'be tested')
         self.reference, self.min_images, self.alpha, self.rows = reference, min_images, alpha, deque(maxlen=window)
         self.conf, self._lock, self._keys, self.duplicates = reference['conf'], threading.Lock(), set(), 0
 
@@ -121,7 +127,7 @@ class DriftMonitor:
             conf:float, # the confidence threshold the request asked for
             key:bytes|None=None, # a digest of the image's bytes: an image already in the window is not added again
            )->bool:
-        "Record one answered image (False: a duplicate); its prediction features only when the request's threshold did not hide boxes the reference counts."
+        "Record one answered image (False: a duplicate); its prediction features only if the threshold hid no box the reference counts."
         pred = prediction_features(result['detections'], result['width'], result['height'], self.conf) if conf <= self.conf else {}
         with self._lock:
             if key is not None and key in self._keys: self.duplicates += 1; return False
@@ -134,7 +140,8 @@ class DriftMonitor:
         with self._lock: rows = list(self.rows)
         return {f: [r.get(f) for r in rows] for f in FEATURES}
 
-    def report(self)->dict: return {**drift_tests(self.reference['features'], self.window(), self.alpha, self.min_images), 'duplicates': self.duplicates}
+    def report(self)->dict: return {**drift_tests(self.reference['features'], self.window(), self.alpha, self.min_images),
+                                    'duplicates': self.duplicates}
 
 # %% ../nbs/11_drift.ipynb #65dfb296
 DRIFT_REFERENCE = 'drift_reference.json'  # next to a served model's file: what the service tests its window against
@@ -165,7 +172,8 @@ def write_reference(path:Path|str, # drift_reference.json, next to the deployed 
                     conf:float, iou:float, # the thresholds the predictions were made at
                    )->Path:
     "The drift reference of a model (NaN written as null)."
-    cols = {f: [None if isinstance(p[f], float) and math.isnan(p[f]) else p[f] for p in predictions] for f in (*PREDICTION_FEATURES, *CATEGORICAL)}
+    cols = {f: [None if isinstance(p[f], float) and math.isnan(p[f]) else p[f] for p in predictions]
+            for f in (*PREDICTION_FEATURES, *CATEGORICAL)}
     doc = dict(conf=conf, iou=iou, images=len(next(iter(images.values()))), predictions=len(predictions), features={**images, **cols})
     Path(path).write_text(json.dumps(doc)); return Path(path)
 
@@ -174,7 +182,8 @@ def read_reference(path:Path|str)->dict:
     path = Path(path)
     try: doc = json.loads(path.read_text())
     except (OSError, ValueError) as e: raise ValueError(f"{path}: not a drift reference ({e})") from None
-    if missing := [f for f in FEATURES if f not in doc.get('features', {})]: raise ValueError(f"{path}: features {missing} missing from the drift reference")
+    if missing := [f for f in FEATURES if f not in doc.get('features', {})]:
+        raise ValueError(f"{path}: features {missing} missing from the drift reference")
     return doc
 
 # %% ../nbs/11_drift.ipynb #4be73f0d
@@ -182,7 +191,7 @@ def evidently_report(reference:dict, # feature -> values
                      current:dict, # feature -> values (a window)
                      alpha:float=0.05, # as in `drift_tests`
                     ):
-    "Evidently's data-drift report (a Snapshot) with the tests and threshold of `drift_tests`; features without values on one side are left out."
+    "Evidently's data-drift report (a Snapshot) with the tests and threshold of `drift_tests`; features empty on one side left out."
     import pandas as pd
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset

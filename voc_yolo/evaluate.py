@@ -149,7 +149,8 @@ def pr_curve_plot(rows:list[dict], map50:float)->plt.Figure:
     "The class-mean precision–recall curve."
     fig, ax = plt.subplots(figsize=(4.5, 4))
     ax.plot([r['recall'] for r in rows], [r['precision'] for r in rows], lw=2, label=f'all classes, mAP50 {map50:.3f}')
-    ax.set_xlim(0, 1); ax.set_ylim(0, 1.02); ax.set_xlabel('recall'); ax.set_ylabel('precision'); ax.legend(); fig.tight_layout(); return fig
+    ax.set_xlim(0, 1); ax.set_ylim(0, 1.02); ax.set_xlabel('recall'); ax.set_ylabel('precision'); ax.legend(); fig.tight_layout()
+    return fig
 
 def confusion_plot(matrix:np.ndarray, names:list[str])->plt.Figure:
     "The confusion matrix, each actual class (column) normalised to 1."

@@ -157,7 +157,8 @@ def compare(p:CompareParams, # the parameters
     if not rows: raise RuntimeError(f"{root}: no commits with experiments to compare (dvc exp show is empty)")
     df = experiments_frame(rows)
     figs = []
-    if df[p.latency].notna().any(): figs += ['<h2>Accuracy against latency</h2>', fig_img(pareto_figure(df, p.latency), 'mAP50 against latency')]
+    if df[p.latency].notna().any(): figs += ['<h2>Accuracy against latency</h2>',
+                                             fig_img(pareto_figure(df, p.latency), 'mAP50 against latency')]
     curves = read_curves(rows, p.results_csv, root)
     if curves: figs += ['<h2>Learning curves</h2>', fig_img(curves_figure(curves, p.curves), 'learning curves overlaid')]
     out = abs_path(p.out_html, root); out.parent.mkdir(parents=True, exist_ok=True)
@@ -186,7 +187,8 @@ def wait_for_queue(root:Path, # the repository
         bar.total = len(tasks); bar.update(done - bar.n)
         if done == len(tasks): bar.close(); return tasks
         if time.monotonic() - t0 > timeout:
-            bar.close(); raise TimeoutError(f"{len(tasks) - done} experiment(s) still queued or running after {timeout:.0f} s: dvc queue status")
+            bar.close()
+            raise TimeoutError(f"{len(tasks) - done} experiment(s) still queued or running after {timeout:.0f} s: dvc queue status")
         time.sleep(poll)
 
 # %% ../nbs/13_experiments.ipynb #da84f3c3

@@ -38,7 +38,8 @@ def roofline_figure(prof:dict, # the profile stage's metrics (metrics/profile.js
     ax.axvline(1, color='k', ls='--', label='the roof of each row\'s precision')
     roofs = ', '.join(f"{k} {v['gflops_per_s']:.0f}" for k, v in prof['roofs'].items())
     ax.set_xlim(0, 1.05); ax.set_xlabel('achieved GFLOP/s ÷ GEMM roof of the precision it ran at')
-    ax.set_title(f'measured GEMM roofs, GFLOP/s: {roofs}', fontsize=9); ax.legend(loc='lower right', fontsize=8); fig.tight_layout(); return fig
+    ax.set_title(f'measured GEMM roofs, GFLOP/s: {roofs}', fontsize=9); ax.legend(loc='lower right', fontsize=8); fig.tight_layout()
+    return fig
 
 # %% ../nbs/07b_figures.ipynb #2152a3b0
 def serving_figure(rows:list, # `read_locust_history` rows (or the history CSV's)
@@ -49,7 +50,8 @@ def serving_figure(rows:list, # `read_locust_history` rows (or the history CSV's
     t = [float(r['seconds']) for r in rows]
     a.plot(t, [float(r['rps']) for r in rows], color='C0', label='requests/s'); a.set_ylabel('requests/s')
     u = a.twinx(); u.plot(t, [float(r['users']) for r in rows], color='grey', ls=':', label='users'); u.set_ylabel('users')
-    for k, c in (('p50_ms', 'C2'), ('p95_ms', 'C1'), ('p99_ms', 'C3')): b.plot(t, [float(r[k]) for r in rows], color=c, label=k.replace('_ms', ''))
+    for k, c in (('p50_ms', 'C2'), ('p95_ms', 'C1'), ('p99_ms', 'C3')):
+        b.plot(t, [float(r[k]) for r in rows], color=c, label=k.replace('_ms', ''))
     b.set_ylabel('latency, ms'); b.set_xlabel('seconds into the run'); b.legend(loc='upper left', fontsize=8); b.set_ylim(bottom=0)
     a.set_title('throughput and latency under load', fontsize=10); fig.tight_layout()
     return fig

@@ -23,7 +23,8 @@ PAGE = """<!doctype html>
  #status{color:#556;min-height:1.4em}#status.error{color:#b00020}
  .swatch{display:inline-block;width:.8em;height:.8em;border-radius:2px;margin-right:.4em}
 </style></head>
-<body><header><b>voc_yolo</b> · YOLOv8 on PASCAL VOC · <a style="color:#9cf" href="/docs">API</a> · <a style="color:#9cf" href="/metrics">metrics</a></header>
+<body><header><b>voc_yolo</b> · YOLOv8 on PASCAL VOC · <a style="color:#9cf" href="/docs">API</a> ·
+  <a style="color:#9cf" href="/metrics">metrics</a></header>
 <main>
  <section class="card">
   <label for="model">Model</label><select id="model"></select>
@@ -45,7 +46,8 @@ const color = k => `hsl(${(k * 47) % 360} 80% 45%)`;
 function status(text, error) { $('status').textContent = text; $('status').className = error ? 'error' : ''; }
 async function loadModels() {
   const r = await fetch('/models'); models = await r.json();
-  $('model').innerHTML = models.map(m => `<option value="${m.name}">${m.name} v${m.version} (${m.backend}, ${m.precision})</option>`).join('');
+  $('model').innerHTML = models.map(m =>
+    `<option value="${m.name}">${m.name} v${m.version} (${m.backend}, ${m.precision})</option>`).join('');
   showModel();
 }
 function showModel() {
@@ -79,14 +81,18 @@ function draw(dets) {
 }
 function choose(f) {
   if (!f) return; file = f; const url = URL.createObjectURL(f);
-  image = new Image(); image.onload = predict; image.onerror = () => { status(`${f.name}: the browser cannot show it; sending it anyway`, true); predict(); }; image.src = url;
+  image = new Image(); image.onload = predict;
+  image.onerror = () => { status(`${f.name}: the browser cannot show it; sending it anyway`, true); predict(); };
+  image.src = url;
 }
 $('drop').onclick = () => $('file').click();
 $('file').onchange = e => choose(e.target.files[0]);
 $('drop').ondragover = e => { e.preventDefault(); $('drop').classList.add('over'); };
 $('drop').ondragleave = () => $('drop').classList.remove('over');
 $('drop').ondrop = e => { e.preventDefault(); $('drop').classList.remove('over'); choose(e.dataTransfer.files[0]); };
-$('conf').oninput = () => { $('conf-value').textContent = (+$('conf').value).toFixed(2); clearTimeout(pending); pending = setTimeout(predict, 150); };
+$('conf').oninput = () => {
+  $('conf-value').textContent = (+$('conf').value).toFixed(2); clearTimeout(pending); pending = setTimeout(predict, 150);
+};
 $('model').onchange = () => { showModel(); predict(); };
 loadModels().catch(e => status(`cannot list the models: ${e}`, true));
 </script></body></html>

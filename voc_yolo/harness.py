@@ -41,7 +41,8 @@ class ServiceProcess:
         t = time.monotonic()
         while time.monotonic() - t < timeout:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"the service exited ({self.proc.returncode}) before it was ready; {self.log_path}:\n{self.log_path.read_text()[-3000:]}")
+                raise RuntimeError(f"the service exited ({self.proc.returncode}) before it was ready; "
+                                   f"{self.log_path}:\n{self.log_path.read_text()[-3000:]}")
             try: self.get('/ready', 2); return self
             except OSError: time.sleep(0.2)  # refused while starting, 503 while loading
         raise TimeoutError(f"the service was not ready in {timeout} s; {self.log_path}:\n{self.log_path.read_text()[-3000:]}")

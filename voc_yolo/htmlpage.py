@@ -40,5 +40,6 @@ def page(title:str, # the page's <title> and <h1>
          css:str='', # more style rules for this page
         )->str:
     "A standalone HTML page with the report's styles (nothing fetched: it opens from disk)."
-    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{CSS}{css}</style></head>'
+    return (f'<!DOCTYPE html><html lang="en"><head><meta '
+            f'charset="utf-8"><title>{html.escape(title)}</title><style>{CSS}{css}</style></head>'
             f'<body><h1>{html.escape(title)}</h1>{body}</body></html>')

@@ -68,10 +68,12 @@ def read_locust_failures(prefix:Path|str)->list[dict]:
     "What failed, how often: method, endpoint, error, occurrences."
     f = Path(f'{prefix}_final_failures.csv')
     if not f.is_file(): return []
-    with f.open() as fh: return [dict(method=r['Method'], name=r['Name'], error=r['Error'], occurrences=int(r['Occurrences'])) for r in csv.DictReader(fh)]
+    with f.open() as fh: return [dict(method=r['Method'], name=r['Name'], error=r['Error'],
+                                      occurrences=int(r['Occurrences'])) for r in csv.DictReader(fh)]
 
 # %% ../nbs/12_loadtest.ipynb #2e7415d4
-LOCUST_ROUTES = {'/predict/deploy': '/predict/{model_name}', '/predict/deploy/image': '/predict/{model_name}/image', '/models': '/models', '/upload': '/upload'}
+LOCUST_ROUTES = {'/predict/deploy': '/predict/{model_name}', '/predict/deploy/image': '/predict/{model_name}/image', '/models': '/models',
+                 '/upload': '/upload'}
 
 def requests_counted(metrics_text:str, # the service's /metrics page
                     )->dict:
@@ -88,7 +90,8 @@ def count_mismatches(locust:dict, # `read_locust_stats`
                      service:dict, # `requests_counted`
                     )->list[str]:
     "Endpoints where Locust's request count and the service's differ, as sentences."
-    return [f"{name}: Locust sent {r['requests']} requests, the service counted {service.get(LOCUST_ROUTES.get(name, name), 0)} on {LOCUST_ROUTES.get(name, name)}"
+    return [f"{name}: Locust sent {r['requests']} requests, the service counted {service.get(LOCUST_ROUTES.get(name, name), 0)} on "
+            f"{LOCUST_ROUTES.get(name, name)}"
             for name, r in locust.items() if name != 'all' and r['requests'] != service.get(LOCUST_ROUTES.get(name, name), 0)]
 
 # %% ../nbs/12_loadtest.ipynb #6068973f
@@ -97,7 +100,8 @@ def threshold_violations(total:dict, # the `all` row of `read_locust_stats`
     "Each threshold the load broke, naming the metric, its value and its limit."
     out = []
     if total['fail_ratio'] > p.max_fail_ratio:
-        out.append(f"failure ratio {total['fail_ratio']:.4f} ({total['failures']} of {total['requests']} requests) > max_fail_ratio {p.max_fail_ratio}")
+        out.append(f"failure ratio {total['fail_ratio']:.4f} ({total['failures']} of {total['requests']} requests) > max_fail_ratio "
+                   f"{p.max_fail_ratio}")
     if total['p95_ms'] is None or total['p95_ms'] > p.max_p95_ms:
         out.append(f"p95 latency {total['p95_ms']} ms > max_p95_ms {p.max_p95_ms}")
     return out
@@ -140,7 +144,9 @@ def loadtest(p:LoadtestParams, # the stage's parameters
     images = test_images(p.dataset_yaml, root)
     if out.exists(): shutil.rmtree(out)  # a DVC output of this stage: regenerated whole
     token = secrets.token_urlsafe(16) if p.upload_every > 0 else ''
-    with tempfile.TemporaryDirectory() as store, ServiceProcess(out/'service.log', {'VOC_YOLO_DEPLOY': str(deploy), 'VOC_YOLO_MODELS': store, 'VOC_YOLO_TOKEN': token}) as svc:
+    with tempfile.TemporaryDirectory() as store, ServiceProcess(out/'service.log',
+                                                                {'VOC_YOLO_DEPLOY': str(deploy), 'VOC_YOLO_MODELS': store,
+                                                                 'VOC_YOLO_TOKEN': token}) as svc:
         svc.wait_ready(p.ready_timeout); log.info(f'service ready at {svc.url}; {p.users} users for {p.run_time} s')
         run = run_locust(svc.url, out/'locust', images, p, token, deploy)
         page, drift = svc.get('/metrics').decode(), json.loads(svc.get('/drift'))
@@ -153,12 +159,14 @@ def loadtest(p:LoadtestParams, # the stage's parameters
                    model={k: deployed[k] for k in ('backend', 'precision', 'imgsz', 'streams', 'threads', 'max_batch')},
                    total=stats['all'], failures=read_locust_failures(out/'locust'),
                    endpoints={k: v | dict(service_counted=counted.get(LOCUST_ROUTES.get(k, k), 0)) for k, v in stats.items() if k != 'all'},
-                   counts_match=not count_mismatches(stats, counted), thresholds=dict(max_fail_ratio=p.max_fail_ratio, max_p95_ms=p.max_p95_ms),
+                   counts_match=not count_mismatches(stats, counted),
+                   thresholds=dict(max_fail_ratio=p.max_fail_ratio, max_p95_ms=p.max_p95_ms),
                    drift={k: drift[k] for k in ('status', 'drift', 'drifted', 'images', 'threshold')})
     f = write_json(summary, abs_path(p.metrics_path, root))
     write_history(read_locust_history(out/'locust'), abs_path(p.history_csv, root))
     html = abs_path(p.drift_html, root); html.parent.mkdir(parents=True, exist_ok=True)
     evidently_report(read_reference(deploy/DRIFT_REFERENCE)['features'], window, drift['alpha']).save_html(str(html))
     if problems := threshold_violations(stats['all'], p) + count_mismatches(stats, counted):
-        raise RuntimeError(f"load test failed: {'; '.join(problems)}; see {rel_path(f, root, outside_ok=True)} and {rel_path(out/'locust.html', root, outside_ok=True)}")
+        raise RuntimeError(f"load test failed: {'; '.join(problems)}; see {rel_path(f, root, outside_ok=True)} and "
+                           f"{rel_path(out/'locust.html', root, outside_ok=True)}")
     return summary

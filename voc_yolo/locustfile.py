@@ -40,7 +40,8 @@ class Client(HttpUser):
     def predict_image(self):
         name, data = random.choice(IMAGES)
         with self.client.post('/predict/deploy/image', files={'file': (name, data, 'image/jpeg')}, catch_response=True) as r:
-            if r.ok and r.headers.get('content-type') != 'image/jpeg': r.failure(f"content-type {r.headers.get('content-type')}, not image/jpeg")
+            kind = r.headers.get('content-type')
+            if r.ok and kind != 'image/jpeg': r.failure(f"content-type {kind}, not image/jpeg")
 
     @task(1)
     def models(self): self.client.get('/models')
@@ -54,16 +55,18 @@ class Uploader(HttpUser):
     def upload(self):
         folder = Path(_env('UPLOAD_DIR', 'models/deploy'))
         files = [('file', (f.name, f.read_bytes())) for f in sorted(folder.iterdir()) if f.is_file()]
-        self.client.post('/upload', data={'name': 'loadtest'}, files=files, headers={'Authorization': f"Bearer {os.environ.get('VOC_YOLO_TOKEN', '')}"})
+        self.client.post('/upload', data={'name': 'loadtest'}, files=files,
+                         headers={'Authorization': f"Bearer {os.environ.get('VOC_YOLO_TOKEN', '')}"})
 
 @events.quitting.add_listener
 def final_statistics(environment, **_):
-    "<prefix>_final_stats.csv and _final_failures.csv, by Locust's own writer, once every user has stopped (its periodic files lag up to 1 s)."
+    "<prefix>_final_stats.csv and _final_failures.csv by Locust's own writer, once every user stopped (its periodic files lag up to 1 s)."
     from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
     prefix = getattr(environment.parsed_options, 'csv_prefix', None)
     if not prefix: return
     for kind in ('stats', 'failures'):
-        with open(f'{prefix}_final_{kind}.csv', 'w', newline='') as fh: getattr(StatsCSV(environment, PERCENTILES_TO_REPORT), f'{"requests" if kind == "stats" else kind}_csv')(csv.writer(fh))
+        write = getattr(StatsCSV(environment, PERCENTILES_TO_REPORT), f'{"requests" if kind == "stats" else kind}_csv')
+        with open(f'{prefix}_final_{kind}.csv', 'w', newline='') as fh: write(csv.writer(fh))
 
 @events.quitting.add_listener
 def exit_code_from_thresholds(environment, **_):

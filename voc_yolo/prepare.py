@@ -124,7 +124,8 @@ def convert_devkit(devkit:Path|str, # a VOCdevkit folder
             y = devkit/year
             for i in (y/'ImageSets/Main'/f'{listname}.txt').read_text().split():
                 ids.append(i)
-                jobs.append((f'{y}/JPEGImages/{i}.jpg', f'{y}/Annotations/{i}.xml', f'{out}/labels/{split}/{i}.txt', f'{out}/images/{split}/{i}.jpg'))
+                jobs.append((f'{y}/JPEGImages/{i}.jpg', f'{y}/Annotations/{i}.xml', f'{out}/labels/{split}/{i}.txt',
+                             f'{out}/images/{split}/{i}.jpg'))
         if dup := [i for i, n in Counter(ids).items() if n > 1]:
             raise ValueError(f"{devkit}: image ids listed twice in split '{split}': {dup[:5]}")
         res = run_chunked(_prepare_chunk, jobs, workers, chunk=256, min_parallel=1000, desc=f'convert {split}')
@@ -182,7 +183,8 @@ def dataset_features(results:dict, # the output of `convert_devkit`
                     )->Path:
     "Write `features.csv` into the dataset: the image features (`voc_yolo.drift.image_features`) of every image kept."
     jobs = [(split, i, str(out/'images'/split/f'{i}.jpg')) for split, rows in results.items() for i, txt, _ in rows if txt is not None]
-    return write_features_csv(out/FEATURES_CSV, run_chunked(_features_chunk, jobs, workers, chunk=256, min_parallel=2000, desc='image features'))
+    return write_features_csv(out/FEATURES_CSV,
+                              run_chunked(_features_chunk, jobs, workers, chunk=256, min_parallel=2000, desc='image features'))
 
 # %% ../nbs/02a_prepare.ipynb #10d5786b
 def get_devkit(p:PrepareParams, root:Path)->Path:

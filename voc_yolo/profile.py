@@ -50,7 +50,8 @@ def model_facts(weights:Path|str, imgsz:int)->dict:
                 file_mb=round(abs_path(weights).stat().st_size / 2**20, 3))
 
 # %% ../nbs/05_profile.ipynb #9d6ded3a
-ROOF_ISA = {'fp32': (), 'bf16': ('avx512_bf16', 'amx_bf16'), 'int8': ('avx512_vnni', 'avx_vnni', 'amx_int8')}  # precision -> CPU flags it needs
+ROOF_ISA = {'fp32': (), 'bf16': ('avx512_bf16', 'amx_bf16'),
+            'int8': ('avx512_vnni', 'avx_vnni', 'amx_int8')}  # precision -> CPU flags it needs
 ROOF_METHOD = ("best of {repeats} runs of square n×n GEMMs, n in {sizes}, on {threads} threads in PyTorch {torch} (oneDNN kernels): "
                "fp32 and bf16 torch.matmul, int8 torch._int_mm (int32 accumulation); a multiply-add counts 2")
 
@@ -81,7 +82,8 @@ def machine()->dict:
     "CPU model, cores, the vector/matrix extensions that matter for inference, and the library versions."
     import torch
     name, flags = cpu_info()
-    return dict(cpu=name, cores=os.cpu_count(), isa=sorted(flags & {'avx2', 'avx512f', 'avx512_vnni', 'avx512_bf16', 'amx_bf16', 'amx_int8', 'avx_vnni'}),
+    return dict(cpu=name, cores=os.cpu_count(),
+                isa=sorted(flags & {'avx2', 'avx512f', 'avx512_vnni', 'avx512_bf16', 'amx_bf16', 'amx_int8', 'avx_vnni'}),
                 torch=torch.__version__)
 
 # %% ../nbs/05_profile.ipynb #05f6698e

@@ -53,9 +53,11 @@ def check_quantize_params(p:QuantizeParams)->QuantizeParams:
     "Reject what cannot work before any export starts."
     bad = [b for b in p.backends if b not in QUANT_BACKENDS]
     if bad: raise ParamsError(f"backends: {bad} not supported; choose from {QUANT_BACKENDS}")
-    if p.calib_images < 1: raise ParamsError(f"calib_images: {p.calib_images}; static INT8 needs at least one calibration image (64-512 is typical)")
+    if p.calib_images < 1: raise ParamsError(f"calib_images: {p.calib_images}; static INT8 needs at least one calibration image (64-512 "
+                                             f"is typical)")
     if p.ort_format not in ('QDQ', 'QOperator'): raise ParamsError(f"ort_format: '{p.ort_format}' must be QDQ or QOperator")
-    if not abs_path(p.weights).is_file(): raise FileNotFoundError(f"weights: {abs_path(p.weights)} not found: train a model first (dvc repro train)")
+    if not abs_path(p.weights).is_file():
+        raise FileNotFoundError(f"weights: {abs_path(p.weights)} not found: train a model first (dvc repro train)")
     return p
 
 # %% ../nbs/06_quantize.ipynb #0f151ffc
@@ -141,7 +143,8 @@ def measure_variants(variants:list[dict], # name, backend, path, runner=(make, p
         with ov_precision_forced(v.get('ov_precision')):
             m = accuracy(validate(v['path'], data, 'test', p.imgsz, abs_path(p.export_dir)/'val'/v['name']))
         make, precision = v['runner']; call = make(1); time_calls(call, p.warmup, 1); calls.append(call)
-        rows.append(dict(variant=v['name'], backend=v['backend'], precision=precision, path=str(v['path']), size_mb=_size_mb(Path(v['path'])),
+        rows.append(dict(variant=v['name'], backend=v['backend'], precision=precision, path=str(v['path']),
+                         size_mb=_size_mb(Path(v['path'])),
                          mAP50=m['metrics/mAP50(B)'], **{'mAP50-95': m['metrics/mAP50-95(B)']}))
     per_round = max(1, p.repeats // rounds)
     samples = [np.concatenate(x) for x in zip(*[[time_calls(c, 0, per_round) for c in calls] for _ in range(rounds)])]
@@ -175,8 +178,10 @@ def pareto_plot(rows:list[dict], chosen:str)->plt.Figure:
     front = set(front_variants(rows))
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for r in rows:
-        ax.scatter(r['median_ms'], r['mAP50'], s=60, color='tab:red' if r['variant'] == chosen else 'tab:blue' if r['variant'] in front else 'tab:gray', zorder=3)
-        ax.annotate(f"{r['variant']} ({r['precision']})", (r['median_ms'], r['mAP50']), textcoords='offset points', xytext=(5, 4), fontsize=8)
+        ax.scatter(r['median_ms'], r['mAP50'], s=60,
+                   color='tab:red' if r['variant'] == chosen else 'tab:blue' if r['variant'] in front else 'tab:gray', zorder=3)
+        ax.annotate(f"{r['variant']} ({r['precision']})", (r['median_ms'], r['mAP50']), textcoords='offset points', xytext=(5, 4),
+                    fontsize=8)
     f = sorted((r for r in rows if r['variant'] in front), key=lambda r: r['median_ms'])
     ax.plot([r['median_ms'] for r in f], [r['mAP50'] for r in f], '--', color='tab:blue', lw=1, label='Pareto front')
     ax.set_xscale('log'); ax.set_xlabel('latency, batch 1 (ms, median, log scale)'); ax.set_ylabel('mAP50 (test)')
@@ -211,7 +216,8 @@ def build_variants(p:QuantizeParams, data:Path, calib:np.ndarray, threads:int)->
         ov8 = ultralytics_export(w, out/'openvino_int8', format='openvino', int8=True, **cal)
         ovq = ov_from_onnx(ours, ov32, out/f'openvino_int8_{tag}'/f'best_int8_{tag}_openvino_model')  # the name Ultralytics recognises
         v += [dict(name='ov-fp32-default', backend='openvino', path=ov32, runner=ov_runner(ov_xml(ov32), p.imgsz, threads)),
-              dict(name='ov-f32-forced', backend='openvino', path=ov32, runner=ov_runner(ov_xml(ov32), p.imgsz, threads, precision='f32'), ov_precision='f32'),
+              dict(name='ov-f32-forced', backend='openvino', path=ov32, runner=ov_runner(ov_xml(ov32), p.imgsz, threads, precision='f32'),
+                   ov_precision='f32'),
               dict(name='ov-int8-nncf', backend='openvino', path=ov8, runner=ov_runner(ov_xml(ov8), p.imgsz, threads)),
               dict(name=f'ov-int8-{tag}', backend='openvino', path=ovq, runner=ov_runner(ov_xml(ovq), p.imgsz, threads))]
     return v
@@ -221,7 +227,7 @@ def write_drift_reference(deploy:Path, # the deployed model's folder
                           data:Path, # the same, resolved (`resolved_dataset_yaml`)
                           threads:int, # CPU threads for the predictions
                          )->Path:
-    "The deployed model's drift reference: the training split's image features and its own predictions on the test split at the service's thresholds."
+    "The deployed model's drift reference: training-split image features, its predictions on the test split at the service's thresholds."
     ds = abs_path(yaml.safe_load(abs_path(dataset_yaml).read_text())['path'])
     pred, files = Predictor(deploy, threads=threads), split_images(data, 'test')
     preds = [prediction_features(r['detections'], r['width'], r['height'], CONF)
@@ -246,11 +252,13 @@ def quantize(p:QuantizeParams, # the stage's parameters
     deploy = {k: chosen[k] for k in ('variant', 'backend', 'precision', 'mAP50', 'mAP50-95', 'median_ms', 'vs_ort_fp32', 'vs_ov_default')}
     deploy['path'] = str(Path(p.deploy_dir)/('' if src.is_dir() else src.name))
     meta = model_metadata(dst)  # the deployed model carries its input size and class names itself
-    if meta['imgsz'] != [p.imgsz, p.imgsz]: raise RuntimeError(f"{dst}: its metadata says imgsz {meta['imgsz']}, the stage ran at {p.imgsz}")
+    if meta['imgsz'] != [p.imgsz,
+                         p.imgsz]: raise RuntimeError(f"{dst}: its metadata says imgsz {meta['imgsz']}, the stage ran at {p.imgsz}")
     deploy.update(imgsz=p.imgsz, classes=len(meta['names']))
     write_drift_reference(dst, p.dataset_yaml, data, threads)  # what the service's /drift compares its recent requests with
-    for path, obj in ((p.deploy_json, deploy), (p.metrics_path, dict(deployed=deploy['variant'], imgsz=p.imgsz, calib_images=len(calib), threads=threads,
-                                                                       variants={r['variant']: {k: v for k, v in r.items() if k not in ('variant', 'path')} for r in rows}))):
+    variants = {r['variant']: {k: v for k, v in r.items() if k not in ('variant', 'path')} for r in rows}
+    metrics = dict(deployed=deploy['variant'], imgsz=p.imgsz, calib_images=len(calib), threads=threads, variants=variants)
+    for path, obj in ((p.deploy_json, deploy), (p.metrics_path, metrics)):
         write_json(obj, abs_path(path))
     write_csv([{k: v for k, v in r.items() if k != 'path'} for r in rows], abs_path(p.variants_csv))
     fig_dir = abs_path(p.figures_dir); fig_dir.mkdir(parents=True, exist_ok=True)

@@ -45,7 +45,8 @@ def transfer(action:str, # push | pull
     "`dvc push` or `dvc pull`, DVC's output shown as it comes; on failure one more line naming the remote. DVC's exit code."
     if action not in ('push', 'pull'): raise ValueError(f"action: '{action}' is not push or pull")
     root = root or Path.cwd()  # DVC finds its repository from here, as `dvc push` typed there would
-    cmd = ['dvc', action, *(['--run-cache'] if run_cache else []), *(['-r', remote] if remote else []), *(['-j', str(jobs)] if jobs else [])]
+    cmd = ['dvc', action, *(['--run-cache'] if run_cache else []), *(['-r', remote] if remote else []),
+           *(['-j', str(jobs)] if jobs else [])]
     rc = subprocess.run(cmd, cwd=root).returncode
     if rc:
         try: hint = remote_hint(action, *remote_for(remote, root))

@@ -50,7 +50,8 @@ class ReportParams:
     compare_params: str = 'params/compare.yaml'  # voc-yolo compare's params: the report links to the page it writes (out_html)
 
 # %% ../nbs/07_report.ipynb #3ce8c02a
-PACKAGES = ('voc_yolo', 'torch', 'torchvision', 'ultralytics', 'onnxruntime', 'openvino', 'nncf', 'dvc', 'papermill', 'wandb', 'numpy', 'locust', 'evidently')
+PACKAGES = ('voc_yolo', 'torch', 'torchvision', 'ultralytics', 'onnxruntime', 'openvino', 'nncf', 'dvc', 'papermill', 'wandb', 'numpy',
+            'locust', 'evidently')
 
 def _pkg(name):
     try: return version(name)
@@ -79,7 +80,8 @@ def package_table(lock:Path)->dict:
     import re
     pins = locked_versions(lock)
     rows = {p: dict(version=_pkg(p), locked=pins.get(re.sub(r'[-_.]+', '-', p).lower())) for p in PACKAGES}
-    return {p: {**r, 'matches lock': None if r['locked'] is None or r['version'] is None else r['version'] == r['locked']} for p, r in rows.items()}
+    return {p: {**r, 'matches lock': None if r['locked'] is None or r['version'] is None else r['version'] == r['locked']} for p,
+            r in rows.items()}
 
 def run_identity(root:Path, params_dir:Path, lock_file:Path|None=None)->dict:
     "Commit, dvc.lock digest, params, package versions, machine and date of this run."
@@ -89,7 +91,8 @@ def run_identity(root:Path, params_dir:Path, lock_file:Path|None=None)->dict:
     cpu, _ = cpu_info()
     return dict(**git_state(root), dvc_lock_sha256=hashlib.sha256(lock.read_bytes()).hexdigest() if lock.exists() else None,
                 params={f.stem: yaml.safe_load(f.read_text()) for f in sorted(params_dir.glob('*.yaml'))},
-                packages=package_table(lock_file or root/'constraints.txt'), machine=dict(cpu=cpu, cores=os.cpu_count(), gpu=gpu, python=platform.python_version()),
+                packages=package_table(lock_file or root/'constraints.txt'),
+                machine=dict(cpu=cpu, cores=os.cpu_count(), gpu=gpu, python=platform.python_version()),
                 date=datetime.now(timezone.utc).isoformat(timespec='seconds'))
 
 # %% ../nbs/07_report.ipynb #6f725501
@@ -129,7 +132,8 @@ def safe(build:callable, title:str, id:str)->str:
     except Missing as e: return section(title, f'<p class="missing">Not available: {html.escape(str(e))}</p>', id=id)
 
 def identity_section(ident:dict)->list[str]:
-    rows = {'commit': f"{ident['commit']}{' (code or params changed since this commit)' if ident['dirty'] else ''}", 'dvc.lock sha256': ident['dvc_lock_sha256'],
+    rows = {'commit': f"{ident['commit']}{' (code or params changed since this commit)' if ident['dirty'] else ''}",
+            'dvc.lock sha256': ident['dvc_lock_sha256'],
             'date (UTC)': ident['date'], **{k: v for k, v in ident['machine'].items()}}
     params = ''.join(f'<details><summary>params/{k}.yaml</summary><pre>{html.escape(yaml.safe_dump(v, sort_keys=False))}</pre></details>'
                      for k, v in ident['params'].items())
@@ -149,16 +153,19 @@ def data_section(p:ReportParams, root:Path)->list[str]:
 
 def training_section(p:ReportParams, root:Path)->list[str]:
     m = read_json(abs_path(p.train_metrics, root)); read_csv(abs_path(p.train_csv, root))
-    return [table(pd.Series(m).to_frame('best weights, validation split')), fig_img(learning_curves(abs_path(p.train_csv, root)), 'learning curves')]
+    return [table(pd.Series(m).to_frame('best weights, validation split')),
+            fig_img(learning_curves(abs_path(p.train_csv, root)), 'learning curves')]
 
 def eval_section(p:ReportParams, root:Path)->list[str]:
     m, speed = read_json(abs_path(p.eval_metrics, root)), read_json(abs_path(p.eval_speed, root))
     pc = read_csv(abs_path(p.eval_per_class, root)).sort_values('AP50')
     figs = abs_path(p.eval_figures, root)
-    head = (f'<p class="headline">mAP50 <b id="map50">{m["metrics/mAP50(B)"]}</b>, mAP50-95 <b id="map50-95">{m["metrics/mAP50-95(B)"]}</b> '
+    head = (f'<p class="headline">mAP50 <b id="map50">{m["metrics/mAP50(B)"]}</b>, mAP50-95 <b '
+            f'id="map50-95">{m["metrics/mAP50-95(B)"]}</b> '
             f'on {m["images"]} test images ({m["instances"]} objects).</p>')
     return [head, table(pd.Series({**m, **speed}).to_frame('test split')), '<h3>Per-class AP</h3>', table(pc, index=False),
-            *[png_img(figs/f'{n}.png', n.replace('_', ' ')) for n in ('per_class_ap', 'pr_curve', 'confusion_matrix') if (figs/f'{n}.png').exists()],
+            *[png_img(figs/f'{n}.png', n.replace('_', ' ')) for n in ('per_class_ap', 'pr_curve', 'confusion_matrix')
+              if (figs/f'{n}.png').exists()],
             '<h3>The test images with the most missed objects</h3><p>green: ground truth, red: predictions</p>',
             png_img(figs/'worst_images.png', 'worst test images') if (figs/'worst_images.png').exists() else '']
 
@@ -193,7 +200,8 @@ def serving_section(p:ReportParams, root:Path, page_dir:Path)->list[str]:
     head = (f'<p class="headline"><b id="serve-rps">{t["rps"]:.1f}</b> requests/s with {s["users"]} users for {s["run_time_s"]} s: '
             f'p50 {t["p50_ms"]:.0f} ms, p95 <b id="serve-p95">{t["p95_ms"]:.0f}</b> ms, p99 {t["p99_ms"]:.0f} ms, '
             f'<b id="serve-failures">{t["failures"]}</b> failures in {t["requests"]} requests '
-            f'({m["backend"]}, {m["precision"]}, {m["imgsz"][0]} px; the service counted {"the same" if s["counts_match"] else "a different"} number).</p>')
+            f'({m["backend"]}, {m["precision"]}, {m["imgsz"][0]} px; the service counted '
+            f'{"the same" if s["counts_match"] else "a different"} number).</p>')
     eps = pd.DataFrame(s['endpoints']).T[['requests', 'failures', 'rps', 'p50_ms', 'p95_ms', 'p99_ms', 'max_ms', 'service_counted']]
     d = s['drift']
     drift = (f'<p>Drift of the images the load sent, against the reference: <b id="serve-drift">{html.escape(d["status"])}</b> '
@@ -206,10 +214,12 @@ def serving_section(p:ReportParams, root:Path, page_dir:Path)->list[str]:
 def experiments_link(p:ReportParams, root:Path, page_dir:Path)->str:
     "A link to the experiments page `voc-yolo compare` writes (its path read from the compare params' `out_html`, not copied here)."
     f = abs_path(p.compare_params, root)
-    if not f.is_file(): raise FileNotFoundError(f"compare_params: {f} not found (voc-yolo compare's params, which name the experiments page)")
+    if not f.is_file(): raise FileNotFoundError(f"compare_params: {f} not found (voc-yolo compare's params, which name the experiments "
+                                                f"page)")
     out = (yaml.safe_load(f.read_text()) or {}).get('out_html')
     if not isinstance(out, str): raise ParamsError(f"{f}: out_html is missing or not a path (the page voc-yolo compare writes)")
-    return f'<a id="experiments" href="{_href(abs_path(out, root), page_dir)}" title="written by voc-yolo compare after a sweep">All experiments</a>'
+    href = _href(abs_path(out, root), page_dir)
+    return f'<a id="experiments" href="{href}" title="written by voc-yolo compare after a sweep">All experiments</a>'
 
 # %% ../nbs/07_report.ipynb #bf4ee3aa
 def render_report(p:ReportParams, # the stage's parameters
@@ -219,7 +229,8 @@ def render_report(p:ReportParams, # the stage's parameters
     root = root or repo_root(); matplotlib.use('Agg')
     out = abs_path(p.out_html, root); out.parent.mkdir(parents=True, exist_ok=True)
     stages = abs_path(p.stages_dir, root)
-    nbs = [stages/f'{s}.ipynb' for s in PIPELINE if s != 'report' and (stages/f'{s}.ipynb').is_file()]  # not report.ipynb: it is being written
+    # not report.ipynb: it is being written
+    nbs = [stages/f'{s}.ipynb' for s in PIPELINE if s != 'report' and (stages/f'{s}.ipynb').is_file()]
     pages = [notebook_html(f, f.with_suffix('.html')) for f in nbs]
     ident = run_identity(root, abs_path(p.params_dir, root), abs_path(p.lock_file, root))
     parts = [('Run identity', 'identity', lambda: identity_section(ident)), ('Data', 'data', lambda: data_section(p, root)),
@@ -229,6 +240,7 @@ def render_report(p:ReportParams, # the stage's parameters
              ('Stage notebooks', 'stages', lambda: stages_section(pages, out.parent))]
     nav = '<nav>' + ''.join(f'<a href="#{i}">{t}</a>' for t, i, _ in parts) + experiments_link(p, root, out.parent) + '</nav>'
     body = ''.join(safe(b, t, i) for t, i, b in parts)
-    out.write_text(page('voc_yolo report', f'<p>{ident["date"]} &middot; commit {ident["commit"] or "n/a"}</p>{nav}{body}'), encoding='utf-8')
+    out.write_text(page('voc_yolo report', f'<p>{ident["date"]} &middot; commit {ident["commit"] or "n/a"}</p>{nav}{body}'),
+                   encoding='utf-8')
     get_logger().info(f'report: {out} ({out.stat().st_size / 1e6:.1f} MB), {len(pages)} stage notebooks rendered')
     return out

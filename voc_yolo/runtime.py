@@ -14,7 +14,7 @@ from .core import pil_open
 
 # %% auto #0
 __all__ = ['MAX_WH', 'CONF', 'IOU', 'ModelError', 'model_file', 'model_metadata', 'letterbox', 'to_tensor', 'nms', 'decode',
-           'scale_boxes', 'ImageError', 'decode_image', 'Predictor', 'Prepared', 'model_precision', 'check_head',
+           'scale_boxes', 'ImageError', 'decode_image', 'Prepared', 'model_precision', 'Backend', 'Predictor',
            'MicroBatcher']
 
 # %% ../nbs/09_runtime.ipynb #d535f110
@@ -135,15 +135,30 @@ def decode_image(data:bytes, # the file as uploaded
         raise ImageError(f"{name}: a decompression bomb, refused before decoding ({e})", 413) from None
     except (UnidentifiedImageError, OSError, ValueError):
         raise ImageError(f"{name}: not an image (expected JPEG, PNG, BMP, TIFF or WebP; it starts with {data[:8]!r})", 415) from None
-    if w * h > max_pixels: raise ImageError(f"{name}: declares {w}×{h} = {w*h:,} pixels, more than the limit of {max_pixels:,}; refused before decoding", 413)
+    if w * h > max_pixels: raise ImageError(f"{name}: declares {w}×{h} = {w*h:,} pixels, more than the limit of {max_pixels:,}; refused "
+                                            f"before decoding", 413)
     if fmt == 'JPEG' and not data.rstrip(b'\0').endswith(b'\xff\xd9'): raise ImageError(f"{name}: truncated JPEG (no end-of-image marker)")
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if img is None: raise ImageError(f"{name}: a {fmt} file that cannot be decoded (corrupt?)")
     return img
 
+# %% ../nbs/09_runtime.ipynb #3fd35fd3
+@dataclass
+class Prepared:
+    "One image as the network takes it, and what it takes to map the boxes back."
+    x:np.ndarray  # 1×3×H×W float32
+    gain:tuple; pad:tuple; shape:tuple  # letterbox scale and padding; the original (h, w)
+    ms:float  # preprocessing time
+
+def model_precision(f:Path)->str:
+    "int8 when the graph holds quantize/dequantize or FakeQuantize ops, else the type of its weights (fp32/fp16)."
+    text = f.read_bytes()
+    if b'FakeQuantize' in text or b'QuantizeLinear' in text or b'QLinearConv' in text: return 'int8'
+    return 'fp16' if (b'element_type="f16"' in text) else 'fp32'
+
 # %% ../nbs/09_runtime.ipynb #8b102a77
-class Predictor:
-    "A YOLOv8 detector from an ONNX file (ONNX Runtime) or an OpenVINO IR, using the size and class names stored in it."
+class Backend:
+    "A YOLOv8 model file run by ONNX Runtime (.onnx) or OpenVINO (IR), with its own size and class names: `infer(x)`."
     def __init__(self, path:Path|str, # an .onnx, an OpenVINO .xml, or a folder holding one
                  threads:int=1, # CPU threads per inference
                  streams:int=1, # inferences that may run at once
@@ -178,65 +193,53 @@ class Predictor:
             finally: pool.put(req)
         return infer, False
 
+    def describe(self)->dict:
+        "What /models says about the model: backend, precision, input size, classes, file size."
+        files = [self.file] + ([self.file.with_suffix('.bin')] if self.backend == 'openvino' else [])
+        return dict(backend=self.backend, precision=self.precision, imgsz=list(self.imgsz), class_names=list(self.names.values()),
+                    file_mb=round(sum(f.stat().st_size for f in files if f.exists()) / 2**20, 3))
+
 # %% ../nbs/09_runtime.ipynb #ad08f60a
-@dataclass
-class Prepared:
-    "One image as the network takes it, and what it takes to map the boxes back."
-    x:np.ndarray  # 1×3×H×W float32
-    gain:tuple; pad:tuple; shape:tuple  # letterbox scale and padding; the original (h, w)
-    ms:float  # preprocessing time
+class Predictor(Backend):
+    "A YOLOv8 detector: Ultralytics' letterbox before the backend, decoding and NMS after it, boxes in the image's pixels."
+    def prepare(self, img:np.ndarray)->Prepared:
+        "Letterbox one BGR image and make it the network's input."
+        t = time.perf_counter()
+        x, gain, pad = letterbox(img, self.imgsz, self.stride, auto=self.dynamic)
+        return Prepared(to_tensor(x)[None], gain, pad, img.shape[:2], (time.perf_counter() - t) * 1e3)
 
-def _prepare(self:Predictor, img:np.ndarray)->Prepared:
-    "Letterbox one BGR image and make it the network's input."
-    t = time.perf_counter()
-    x, gain, pad = letterbox(img, self.imgsz, self.stride, auto=self.dynamic)
-    return Prepared(to_tensor(x)[None], gain, pad, img.shape[:2], (time.perf_counter() - t) * 1e3)
+    def finish(self, out:np.ndarray, p:Prepared, infer_ms:float, conf:float=CONF, iou:float=IOU, max_det:int=300)->dict:
+        "Detections from one image's raw output, boxes in its own pixels, and the milliseconds spent in each step."
+        t = time.perf_counter()
+        det = scale_boxes(decode(out, conf, iou, max_det), p.gain, p.pad, p.shape)
+        boxes = [dict(class_id=int(c), class_name=self.names.get(int(c), str(int(c))), confidence=round(float(s), 5),
+                      box=[round(float(v), 2) for v in b]) for *b, s, c in det]
+        return dict(width=p.shape[1], height=p.shape[0], detections=boxes, ms=dict(
+            preprocess=round(p.ms, 3), inference=round(infer_ms, 3), postprocess=round((time.perf_counter() - t) * 1e3, 3)))
 
-def _finish(self:Predictor, out:np.ndarray, p:Prepared, infer_ms:float, conf:float=CONF, iou:float=IOU, max_det:int=300)->dict:
-    "Detections from one image's raw output, boxes in its own pixels, and the milliseconds spent in each step."
-    t = time.perf_counter()
-    det = scale_boxes(decode(out, conf, iou, max_det), p.gain, p.pad, p.shape)
-    boxes = [dict(class_id=int(c), class_name=self.names.get(int(c), str(int(c))), confidence=round(float(s), 5),
-                  box=[round(float(v), 2) for v in b]) for *b, s, c in det]
-    return dict(width=p.shape[1], height=p.shape[0], detections=boxes, ms=dict(
-        preprocess=round(p.ms, 3), inference=round(infer_ms, 3), postprocess=round((time.perf_counter() - t) * 1e3, 3)))
+    def predict_one(self, img:np.ndarray, conf:float=CONF, iou:float=IOU, max_det:int=300)->dict:
+        "Detections for one BGR image: prepare, infer, finish."
+        p = self.prepare(img)
+        t = time.perf_counter(); out = self.infer(p.x)[0]
+        return self.finish(out, p, (time.perf_counter() - t) * 1e3, conf, iou, max_det)
 
-def _predict_one(self:Predictor, img:np.ndarray, conf:float=CONF, iou:float=IOU, max_det:int=300)->dict:
-    "Detections for one BGR image: prepare, infer, finish."
-    p = self.prepare(img)
-    t = time.perf_counter(); out = self.infer(p.x)[0]
-    return self.finish(out, p, (time.perf_counter() - t) * 1e3, conf, iou, max_det)
+    def check_head(self)->Predictor:
+        "Refuse a model whose input or output is not a YOLOv8 detect head for its own classes and input size."
+        h, w = self.imgsz
+        try: out = self.infer(np.zeros((1, 3, h, w), np.float32))
+        except Exception as e: raise ModelError(f"{self.file}: inference on a 1×3×{h}×{w} image failed ({type(e).__name__}: {e}); a YOLOv8 "
+                                                f"detector takes N×3×H×W") from None
+        want = (1, 4 + len(self.names), sum((h // s) * (w // s) for s in (8, 16, 32)))
+        if out.shape != want:
+            raise ModelError(f"{self.file}: output {list(out.shape)} is not a YOLOv8 detect head for {len(self.names)} classes at {h}×{w} "
+                             f"(expected {list(want)})")
+        return self
 
-def _describe(self:Predictor)->dict:
-    "What /models says about the model: backend, precision, input size, classes, file size."
-    files = [self.file] + ([self.file.with_suffix('.bin')] if self.backend == 'openvino' else [])
-    return dict(backend=self.backend, precision=self.precision, imgsz=list(self.imgsz), class_names=list(self.names.values()),
-                file_mb=round(sum(f.stat().st_size for f in files if f.exists()) / 2**20, 3))
-
-def model_precision(f:Path)->str:
-    "int8 when the graph holds quantize/dequantize or FakeQuantize ops, else the type of its weights (fp32/fp16)."
-    text = f.read_bytes()
-    if b'FakeQuantize' in text or b'QuantizeLinear' in text or b'QLinearConv' in text: return 'int8'
-    return 'fp16' if (b'element_type="f16"' in text) else 'fp32'
-
-def check_head(self:Predictor)->Predictor:
-    "Refuse a model whose input or output is not a YOLOv8 detect head for its own classes and input size."
-    h, w = self.imgsz
-    try: out = self.infer(np.zeros((1, 3, h, w), np.float32))
-    except Exception as e: raise ModelError(f"{self.file}: inference on a 1×3×{h}×{w} image failed ({type(e).__name__}: {e}); a YOLOv8 detector takes N×3×H×W") from None
-    want = (1, 4 + len(self.names), sum((h // s) * (w // s) for s in (8, 16, 32)))
-    if out.shape != want:
-        raise ModelError(f"{self.file}: output {list(out.shape)} is not a YOLOv8 detect head for {len(self.names)} classes at {h}×{w} (expected {list(want)})")
-    return self
-
-def _warmup(self:Predictor, n:int=3)->Predictor:
-    "Check the head, then run `n` inferences on a grey image so that the first user's request finds everything compiled and allocated."
-    self.check_head()
-    for _ in range(n): self.predict_one(np.full((*self.imgsz, 3), 114, np.uint8))
-    return self
-
-Predictor.prepare, Predictor.finish, Predictor.predict_one = _prepare, _finish, _predict_one
-Predictor.describe, Predictor.check_head, Predictor.warmup = _describe, check_head, _warmup
+    def warmup(self, n:int=3)->Predictor:
+        "Check the head, then run `n` inferences on a grey image: the first user's request finds everything compiled and allocated."
+        self.check_head()
+        for _ in range(n): self.predict_one(np.full((*self.imgsz, 3), 114, np.uint8))
+        return self
 
 # %% ../nbs/09_runtime.ipynb #71f78b7e
 class MicroBatcher:

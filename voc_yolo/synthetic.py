@@ -57,7 +57,9 @@ def shape_mask(shape:str, # one of the shapes in `CLASS_STYLE`
     elif shape == 'triangle': _poly(d, [(.5, 0), (1, 1), (0, 1)], W, H)
     elif shape == 'diamond': _poly(d, [(.5, 0), (1, .5), (.5, 1), (0, .5)], W, H)
     elif shape == 'hexagon': _poly(d, [(.25, 0), (.75, 0), (1, .5), (.75, 1), (.25, 1), (0, .5)], W, H)
-    elif shape == 'cross': _poly(d, [(.35, 0), (.65, 0), (.65, .35), (1, .35), (1, .65), (.65, .65), (.65, 1), (.35, 1), (.35, .65), (0, .65), (0, .35), (.35, .35)], W, H)
+    elif shape == 'cross': _poly(d,
+                                 [(.35, 0), (.65, 0), (.65, .35), (1, .35), (1, .65), (.65, .65), (.65, 1), (.35, 1), (.35, .65), (0, .65),
+                                  (0, .35), (.35, .35)], W, H)
     elif shape == 'star':
         a = np.linspace(-np.pi/2, 1.5*np.pi, 11)[:-1]; r = np.where(np.arange(10) % 2, .2, .5)
         px, py = r*np.cos(a), r*np.sin(a)  # rescaled so the star's tips touch all four sides of the box
@@ -146,9 +148,11 @@ def voc_annotation(filename:str, # image file name
                    folder:str='VOCsynthetic', # the devkit sub-folder
                   )->str:
     "A VOC XML annotation in the dataset's own layout; boxes become VOC's 1-based inclusive pixel coordinates."
-    o = ''.join(f"\t<object>\n\t\t<name>{b['name']}</name>\n\t\t<pose>Unspecified</pose>\n\t\t<truncated>{int(b['truncated'])}</truncated>\n"
+    o = ''.join(f"\t<object>\n\t\t<name>{b['name']}</name>\n\t\t<pose>Unspecified</pose>\n"
+                f"\t\t<truncated>{int(b['truncated'])}</truncated>\n"
                 f"\t\t<difficult>{int(b['difficult'])}</difficult>\n\t\t<bndbox>\n\t\t\t<xmin>{b['box'][0] + 1}</xmin>\n"
-                f"\t\t\t<ymin>{b['box'][1] + 1}</ymin>\n\t\t\t<xmax>{b['box'][2]}</xmax>\n\t\t\t<ymax>{b['box'][3]}</ymax>\n\t\t</bndbox>\n\t</object>\n"
+                f"\t\t\t<ymin>{b['box'][1] + 1}</ymin>\n\t\t\t<xmax>{b['box'][2]}</xmax>\n"
+                f"\t\t\t<ymax>{b['box'][3]}</ymax>\n\t\t</bndbox>\n\t</object>\n"
                 for b in objs)
     return (f"<annotation>\n\t<folder>{folder}</folder>\n\t<filename>{filename}</filename>\n\t<source>\n"
             f"\t\t<database>voc_yolo synthetic</database>\n\t</source>\n\t<size>\n\t\t<width>{size[0]}</width>\n"

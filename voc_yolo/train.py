@@ -59,7 +59,8 @@ def resolve_model(model:str, # architecture yaml, path to weights, or a released
         from ultralytics.nn.tasks import yaml_model_load
         try: yaml_model_load(model)
         except FileNotFoundError:
-            raise ParamsError(f"model: '{model}' is neither a file here nor an Ultralytics model yaml (e.g. yolov8n.yaml, yolov8s.yaml)") from None
+            raise ParamsError(f"model: '{model}' is neither a file here nor an Ultralytics model yaml "
+                              "(e.g. yolov8n.yaml, yolov8s.yaml)") from None
         return model
     if not model.endswith('.pt'):
         raise ParamsError(f"model: '{model}' should be a model yaml (train from scratch) or a .pt weights file (fine-tune)")
@@ -130,7 +131,8 @@ def start_wandb(p:TrainParams, # the stage's parameters (all of them go into the
     if p.wandb == 'disabled': return None
     import wandb
     return wandb.init(project=p.wandb_project, name=Path(p.run_dir).name, job_type='train', mode=p.wandb,
-                      dir=os.environ.get('WANDB_DIR') or str(cache_dir('wandb')), config={**asdict(p), 'ultralytics': args}, reinit='finish_previous')
+                      dir=os.environ.get('WANDB_DIR') or str(cache_dir('wandb')), config={**asdict(p), 'ultralytics': args},
+                      reinit='finish_previous')
 
 def log_epochs(run, # a W&B run (anything with `.log(dict, step=)`)
                rows:list[dict], # the per-epoch rows of results.csv (`write_results_csv`)

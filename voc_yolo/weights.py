@@ -52,7 +52,8 @@ def trained_imgsz(weights:Path|str, # Ultralytics weights (.pt)
     offline_setup()
     from ultralytics import YOLO
     size = ((YOLO(str(w)).ckpt or {}).get('train_args') or {}).get('imgsz')
-    if size is None: raise ParamsError(f"{w}: the checkpoint holds no train_args.imgsz (not trained by Ultralytics?): set imgsz in the stage's params")
+    if size is None: raise ParamsError(f"{w}: the checkpoint holds no train_args.imgsz (not trained by Ultralytics?): set imgsz in the "
+                                       f"stage's params")
     return int(max(size) if isinstance(size, (list, tuple)) else size)
 
 def stage_imgsz(imgsz:int|None, # the stage's `imgsz` param: None (null in YAML) means the training size

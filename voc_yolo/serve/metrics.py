@@ -20,18 +20,24 @@ class Metrics:
     def __init__(self):
         r = self.registry = CollectorRegistry()
         self.requests = Counter('voc_yolo_http_requests_total', 'HTTP requests', ['method', 'route', 'status'], registry=r)
-        self.latency = Histogram('voc_yolo_http_request_duration_seconds', 'HTTP request latency', ['method', 'route'], buckets=MS_BUCKETS, registry=r)
-        self.inference = Histogram('voc_yolo_inference_duration_seconds', 'Model inference time per image', ['model'], buckets=MS_BUCKETS, registry=r)
+        self.latency = Histogram('voc_yolo_http_request_duration_seconds', 'HTTP request latency', ['method', 'route'], buckets=MS_BUCKETS,
+                                 registry=r)
+        self.inference = Histogram('voc_yolo_inference_duration_seconds', 'Model inference time per image', ['model'], buckets=MS_BUCKETS,
+                                   registry=r)
         self.batch = Histogram('voc_yolo_request_images', 'Images per predict request', ['model'], buckets=(1, 2, 4, 8, 16, 32), registry=r)
-        self.batched = Histogram('voc_yolo_inference_batch_images', 'Images per inference (micro-batches)', ['model'], buckets=(1, 2, 4, 8, 16, 32), registry=r)
+        self.batched = Histogram('voc_yolo_inference_batch_images', 'Images per inference (micro-batches)', ['model'],
+                                 buckets=(1, 2, 4, 8, 16, 32), registry=r)
         self.images = Counter('voc_yolo_images_total', 'Images predicted', ['model'], registry=r)
         self.detections = Counter('voc_yolo_detections_total', 'Detections returned', ['model', 'class_name'], registry=r)
         self.models = Gauge('voc_yolo_models_loaded', 'Models loaded and warmed up', registry=r)
         self.uploads = Counter('voc_yolo_uploads_total', 'Model uploads by outcome', ['outcome'], registry=r)
         self.queue = Gauge('voc_yolo_queue_depth', 'Predict requests admitted and not finished', registry=r)
         self.rejected = Counter('voc_yolo_rejected_total', 'Predict requests refused because the queue was full', registry=r)
-        self.drift_score = Gauge('voc_yolo_drift_score', 'Drift test p-value per feature (Evidently\'s drift score: low means the recent images differ from the reference)', ['model', 'feature'], registry=r)
-        self.drift = Gauge('voc_yolo_drift_detected', 'Drift per feature: 1 when its p-value is below the Bonferroni-corrected alpha', ['model', 'feature'], registry=r)
+        self.drift_score = Gauge('voc_yolo_drift_score',
+                                 'Drift test p-value per feature (Evidently\'s drift score: low means the recent images differ from the '
+                                 'reference)', ['model', 'feature'], registry=r)
+        self.drift = Gauge('voc_yolo_drift_detected', 'Drift per feature: 1 when its p-value is below the Bonferroni-corrected alpha',
+                           ['model', 'feature'], registry=r)
         self.drift_images = Gauge('voc_yolo_drift_window_images', 'Images in the drift window', ['model'], registry=r)
         self._drift_lock = threading.Lock()
 

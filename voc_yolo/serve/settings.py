@@ -28,7 +28,8 @@ class Settings(BaseSettings):
     max_queue: int = Field(64, ge=1, description='predict requests in flight; beyond this the service answers 503')
     drift_window: int = Field(500, ge=1, description='recent images per model kept for the drift tests (bounded memory)')
     drift_min_images: int = Field(30, ge=1, description='fewer images in the window: /drift answers "not enough data"')
-    drift_alpha: float = Field(0.05, gt=0, lt=1, description='false-alarm rate of a drift verdict over all features (Bonferroni-corrected per feature)')
+    drift_alpha: float = Field(0.05, gt=0, lt=1,
+                               description='false-alarm rate of a drift verdict over all features (Bonferroni-corrected per feature)')
 
     @model_validator(mode='after')
     def _window_holds_the_minimum(self):

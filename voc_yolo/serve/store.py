@@ -49,7 +49,8 @@ class ModelStore:
     def _served(self, name:str, version:int, origin:str, pred:Predictor, map50:float|None=None)->ServedModel:
         hist, ref = self.m.batched.labels(name), pred.file.parent/DRIFT_REFERENCE
         self.m.images.labels(name)  # the counter exists at 0 from the start: rate() and the no-predictions alert see it
-        drift = DriftMonitor(read_reference(ref), self.s.drift_window, self.s.drift_min_images, self.s.drift_alpha) if ref.is_file() else None
+        drift = DriftMonitor(read_reference(ref), self.s.drift_window, self.s.drift_min_images,
+                             self.s.drift_alpha) if ref.is_file() else None
         return ServedModel(name, version, origin, pred, MicroBatcher(pred, self.s.max_batch, lambda n, ms: hist.observe(n)), map50, drift)
 
     def close(self):
@@ -63,7 +64,8 @@ class ModelStore:
             map50 = json.loads(meta.read_text()).get('mAP50') if meta.is_file() else None
             self.models['deploy'] = self._served('deploy', 1, 'pipeline', self._predictor(deploy), map50)
         for d in sorted(self.root.iterdir()) if self.root.is_dir() else []:
-            versions = sorted(int(v.name) for v in d.iterdir() if v.is_dir() and v.name.isdigit()) if NAME.match(d.name) and d.is_dir() else []
+            named = NAME.match(d.name) and d.is_dir()
+            versions = sorted(int(v.name) for v in d.iterdir() if v.is_dir() and v.name.isdigit()) if named else []
             if versions: self.models[d.name] = self._served(d.name, versions[-1], 'upload', self._predictor(d/str(versions[-1])))
         return self
 
@@ -93,7 +95,8 @@ class ModelStore:
                 try: read_reference(tmp/DRIFT_REFERENCE)
                 except ValueError as e: raise UploadError(str(e).replace(str(tmp/DRIFT_REFERENCE), DRIFT_REFERENCE)) from None
             try: pred = self._predictor(tmp)
-            except Exception as e: raise UploadError(f"the model does not load as a YOLOv8 detector: {e}") from None  # noqa: BLE001 - any backend error
+            # noqa: BLE001 - any backend error
+            except Exception as e: raise UploadError(f"the model does not load as a YOLOv8 detector: {e}") from None
             with self._lock:  # the version number and the move happen together: two uploads never share a version
                 version = 1 + max((int(v.name) for v in (self.root/name).glob('*') if v.name.isdigit()), default=0)
                 (self.root/name).mkdir(exist_ok=True)

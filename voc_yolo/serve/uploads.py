@@ -24,12 +24,14 @@ class UploadError(ValueError):
 
 def check_name(name:str)->str:
     "A model name that is safe as a folder name: letters, digits, - and _, at most 64, not starting with - or _."
-    if not NAME.match(name or ''): raise UploadError(f"model name {name!r}: use 1-64 letters, digits, '-' or '_' (no '/', '..' or spaces)", 400)
+    if not NAME.match(name or ''): raise UploadError(f"model name {name!r}: use 1-64 letters, digits, '-' or '_' (no '/', '..' or spaces)",
+                                                     400)
     return name
 
 def is_pickle(name:str, data:bytes)->bool:
     "A pickle or a PyTorch checkpoint (a zip holding data.pkl), by name or by content."
-    return Path(name).suffix.lower() in PICKLES or data[:1] == b'\x80' and data[1:2] in (b'\x02', b'\x03', b'\x04', b'\x05') or data[:4] == b'PK\x03\x04'
+    pickled = data[:1] == b'\x80' and data[1:2] in (b'\x02', b'\x03', b'\x04', b'\x05')  # a pickle's PROTO opcode and version
+    return Path(name).suffix.lower() in PICKLES or pickled or data[:4] == b'PK\x03\x04'
 
 def check_upload_files(files:dict)->str:
     "'onnx' or 'openvino' for an acceptable set of {filename: bytes}, else an UploadError saying what is accepted."
@@ -38,8 +40,10 @@ def check_upload_files(files:dict)->str:
         if Path(f).name != f or f.startswith('.'): raise UploadError(f"file name {f!r}: a plain name without folders", 400)
     kinds = sorted(Path(f).suffix.lower() for f in files if f != DRIFT_REFERENCE)  # a drift reference may come along
     if kinds == ['.onnx']: return 'onnx'
-    if kinds in (['.bin', '.xml'], ['.bin', '.xml', '.yaml']) and all(Path(f).suffix != '.yaml' or f == 'metadata.yaml' for f in files): return 'openvino'
-    raise UploadError(f"got {sorted(files)}: upload one .onnx file, or an OpenVINO .xml with its .bin (and Ultralytics' metadata.yaml), and optionally its {DRIFT_REFERENCE}", 415)
+    if kinds in (['.bin', '.xml'],
+                 ['.bin', '.xml', '.yaml']) and all(Path(f).suffix != '.yaml' or f == 'metadata.yaml' for f in files): return 'openvino'
+    raise UploadError(f"got {sorted(files)}: upload one .onnx file, or an OpenVINO .xml with its .bin (and Ultralytics' metadata.yaml), "
+                      f"and optionally its {DRIFT_REFERENCE}", 415)
 
 def check_onnx(data:bytes)->None:
     "Refuse an ONNX model whose tensors live in external files or point to paths (it would read files of the server)."
@@ -48,4 +52,5 @@ def check_onnx(data:bytes)->None:
     except Exception as e: raise UploadError(f"not a valid ONNX model ({type(e).__name__}: {e})") from None
     tensors = list(m.graph.initializer) + [a.t for n in m.graph.node for a in n.attribute if a.HasField('t')]
     ext = [t.name for t in tensors if t.data_location == onnx.TensorProto.EXTERNAL or len(t.external_data)]
-    if ext: raise UploadError(f"ONNX tensors {ext[:5]} point to external files: upload a self-contained model (onnx.save with save_as_external_data=False)")
+    if ext: raise UploadError(f"ONNX tensors {ext[:5]} point to external files: upload a self-contained model (onnx.save with "
+                              f"save_as_external_data=False)")

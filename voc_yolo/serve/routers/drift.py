@@ -19,7 +19,9 @@ router = APIRouter()
 def monitored(model_name:str, store:ModelStore)->ServedModel:
     "The model, if it has a drift reference (else 404 saying how to give it one)."
     model = store.get(model_name)
-    if not model.drift: raise HTTPException(404, f"model {model_name!r} has no drift reference ({DRIFT_REFERENCE} next to its model file; the quantize stage writes one for models/deploy)")
+    if not model.drift: raise HTTPException(404,
+                                            f"model {model_name!r} has no drift reference ({DRIFT_REFERENCE} next to its model file; the "
+                                            f"quantize stage writes one for models/deploy)")
     return model
 
 @router.get('/drift/{model_name}', response_model=DriftReport)

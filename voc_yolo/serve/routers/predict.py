@@ -34,14 +34,16 @@ class Predictions:
 
     def prepare(self, model:ServedModel, data:list)->list:
         "In a decode thread: decode and letterbox every image (a bad one fails the request before any inference); its drift features."
-        return [(name, img, model.predictor.prepare(img), model.drift and (image_features(img), hashlib.blake2b(raw, digest_size=16).digest()))
+        return [(name, img, model.predictor.prepare(img),
+                 model.drift and (image_features(img), hashlib.blake2b(raw, digest_size=16).digest()))
                 for name, raw in data for img in [decode_image(raw, name, self.s.max_pixels)]]
 
     def admit(self):
         "Count the request in, or answer 503 at once when `max_queue` requests are already in flight."
         if self.pending >= self.s.max_queue:
             self.m.rejected.inc()
-            raise HTTPException(503, f"busy: {self.s.max_queue} requests are already queued (VOC_YOLO_MAX_QUEUE); retry shortly", headers={'Retry-After': '1'})
+            raise HTTPException(503, f"busy: {self.s.max_queue} requests are already queued (VOC_YOLO_MAX_QUEUE); retry shortly",
+                                headers={'Retry-After': '1'})
         self.pending += 1; self.m.queue.set(self.pending)
 
     def release(self): self.pending -= 1; self.m.queue.set(self.pending)
@@ -103,7 +105,8 @@ async def predict(model_name:str, request:Request, conf:float=Conf, iou:float=Io
 async def predict_deployed(request:Request, conf:float=Conf, iou:float=Iou, max_det:int=MaxDet, preds:Predictions=Depends(get_predictions)):
     return await predict('deploy', request, conf, iou, max_det, preds)
 
-@router.post('/predict/{model_name}/image', response_class=Response, responses={200: {'content': {'image/jpeg': {}}}}, openapi_extra=IMAGES_BODY)
+@router.post('/predict/{model_name}/image', response_class=Response, responses={200: {'content': {'image/jpeg': {}}}},
+             openapi_extra=IMAGES_BODY)
 async def predict_image(model_name:str, request:Request, conf:float=Conf, iou:float=Iou, max_det:int=MaxDet,
                         preds:Predictions=Depends(get_predictions)):
     model, out, _ = await preds.infer(model_name, request, conf, iou, max_det)

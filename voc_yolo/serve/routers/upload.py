@@ -18,7 +18,8 @@ __all__ = ['router', 'authorized', 'upload']
 # %% ../../../nbs/10j_serve_upload.ipynb #97e36536
 router = APIRouter()
 
-def authorized(authorization:str|None=Header(None, description='Bearer <token>'), s:Settings=Depends(get_settings), m:Metrics=Depends(get_metrics)):
+def authorized(authorization:str|None=Header(None, description='Bearer <token>'), s:Settings=Depends(get_settings),
+               m:Metrics=Depends(get_metrics)):
     "Uploads need the service's bearer token; without one configured they are off."
     if not s.token:
         m.uploads.labels('disabled').inc()

@@ -4,12 +4,12 @@ file, the same JPEGs and the same cores, in one run.
   (a) in process: decode + letterbox + infer + NMS with `voc_yolo.runtime.Predictor` and its `MicroBatcher`,
       16 threads each with one image in flight, the best of a few stream/thread/batch settings, no HTTP;
   (b) `voc-yolo serve` with those settings, at 1, 4 and 16 concurrent clients;
-  (c) the seed pattern, FastAPI calling `ultralytics.YOLO(<same file>).predict` per request (tests/bench_serve_seed.py).
+  (c) the seed pattern, FastAPI calling `ultralytics.YOLO(<same file>).predict` per request (benchmarks/bench_serve_seed.py).
 The clients are closed loops (each sends its next request when the last answer arrived) over keep-alive
 connections, from one asyncio process. Prints requests/s, p50 and p99 per setup, and the ratios at 16 clients.
 Setups are measured in interleaved rounds (the machine's load drifts) and medians printed.
 `--imgsz 640` exports models/best.pt at 640 px (OpenVINO, its default precision) and measures that instead.
-Usage: python tests/bench_serve.py [--model models/deploy] [--seconds 8] [--imgsz 640]
+Usage: python benchmarks/bench_serve.py [--model models/deploy] [--seconds 8] [--imgsz 640]
 """
 import argparse
 import asyncio
@@ -29,7 +29,7 @@ import requests
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT/'tests'))
-from conftest import free_port  # noqa: E402
+from helpers import free_port, ultralytics_path  # noqa: E402
 
 
 def multipart(path: str, name: str, data: bytes) -> bytes:
@@ -107,15 +107,6 @@ def stop(proc):
     except subprocess.TimeoutExpired: proc.kill()
 
 
-def ultralytics_path(model: Path, dst: Path) -> Path:
-    "The same model where Ultralytics recognises it: the .onnx file, or a copy of the IR in `dst` (named *_openvino_model)."
-    from voc_yolo.runtime import model_file
-    f = model_file(model)
-    if f.suffix == '.onnx' or f.parent.name.endswith('_openvino_model'): return f if f.suffix == '.onnx' else f.parent
-    shutil.rmtree(dst, ignore_errors=True); shutil.copytree(f.parent, dst)
-    return dst
-
-
 def export_640(best: Path) -> Path:
     from voc_yolo.weights import ultralytics_export
     return ultralytics_export(best, ROOT/'runs/bench_serve/640', format='openvino', imgsz=640)
@@ -152,8 +143,8 @@ def main():
                       '--models', str(ROOT/'runs/bench_serve/store'), '--max-queue', '256', *cfg],
                      f'http://127.0.0.1:{ports[0]}/ready')
     seed_model = ultralytics_path(model, ROOT/'runs/bench_serve/seed_openvino_model')
-    seed = run_server([sys.executable, '-m', 'uvicorn', '--app-dir', str(ROOT/'tests'), 'bench_serve_seed:app', '--port', str(ports[1]),
-                       '--log-level', 'warning'], f'http://127.0.0.1:{ports[1]}/docs',
+    seed = run_server([sys.executable, '-m', 'uvicorn', '--app-dir', str(ROOT/'benchmarks'), 'bench_serve_seed:app',
+                       '--port', str(ports[1]), '--log-level', 'warning'], f'http://127.0.0.1:{ports[1]}/docs',
                       env={'SEED_MODEL': str(seed_model), 'SEED_IMGSZ': str(imgsz)})
     runs = {}
     try:

@@ -3,20 +3,22 @@
 In one run, on the same prepared dataset, alternating the two: `dvc repro --force train` in a clean copy of the
 repository (papermill starts a kernel, the stage notebook calls voc_yolo.train) and `yolo train` with the very
 arguments voc_yolo.train.train_args gives Ultralytics. Prints wall times, medians and the ratio.
-Usage: python tests/bench_train.py [--epochs 12] [--repeats 2] [--wandb disabled]
+Usage: python benchmarks/bench_train.py [--epochs 12] [--repeats 2] [--wandb disabled]
 """
 import argparse
 import json
 import os
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import yaml
 
-from conftest import clean_copy  # tests/ is on the path when this script runs
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]/'tests'))
+from helpers import clean_copy  # noqa: E402 - the tests' clean copy of the repository
 
 
 def sh(cmd: str, cwd: Path, env=None) -> float:

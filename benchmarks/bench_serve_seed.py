@@ -1,6 +1,6 @@
-"""The seed project's serving pattern, for `tests/bench_serve.py` only:
+"""The seed project's serving pattern, for `benchmarks/bench_serve.py` only:
 FastAPI calling `ultralytics.YOLO(weights).predict` per request.
-Run: SEED_MODEL=<.onnx or *_openvino_model> SEED_IMGSZ=128 python -m uvicorn --app-dir tests bench_serve_seed:app --port 8001"""
+Run: SEED_MODEL=<.onnx or *_openvino_model> SEED_IMGSZ=128 python -m uvicorn --app-dir benchmarks bench_serve_seed:app --port 8001"""
 import os
 
 import cv2

@@ -2,7 +2,7 @@
 
 Both convert the same N generated annotation files into fresh output folders in the same run; the script prints
 median wall times, the speed ratio and whether every label file is byte-identical.
-Usage: python tests/bench_data.py [--n 17000] [--repeats 3] [--workers 0]
+Usage: python benchmarks/bench_data.py [--n 17000] [--repeats 3] [--workers 0]
 """
 import argparse
 import os

@@ -1,0 +1,62 @@
+"Helpers the tests and the benchmarks share: the repository, shell runs, clean copies, tiny params, request bodies."
+import shutil
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(cmd, cwd, check=True, **kw):
+    "Run a shell command the way a user types it; on failure show its output."
+    r = subprocess.run(cmd, cwd=cwd, shell=True, capture_output=True, text=True, **kw)
+    if check and r.returncode:
+        raise AssertionError(f"`{cmd}` failed ({r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
+    return r
+
+
+def clean_copy(dst):
+    "A fresh git + DVC repository at `dst` holding the tracked files of this one (what a clean clone has)."
+    ls = ['git', 'ls-files', '-co', '--exclude-standard']
+    files = subprocess.run(ls, cwd=ROOT, capture_output=True, text=True, check=True).stdout.split()
+    for f in files:
+        if (ROOT/f).is_file():
+            (dst/f).parent.mkdir(parents=True, exist_ok=True); shutil.copy2(ROOT/f, dst/f)
+    run('git init -q && git add -A && git -c user.email=t@t -c user.name=t commit -qm init', dst)
+    return dst
+
+
+TINY = {'data': dict(n_train=24, n_test=8, img_size=96, workers=1),
+        'train': dict(epochs=1, imgsz=64, batch=8, workers=1, wandb='disabled'),
+        'evaluate': dict(pred_conf=0.01),  # imgsz: from the weights (trained at 64)
+        'profile': dict(batch_sizes=[1, 2], warmup=1, repeats=3),
+        'quantize': dict(calib_images=8, warmup=1, repeats=3, accuracy_budget=1.0),
+        'loadtest': dict(users=4, spawn_rate=4, run_time=4, upload_every=1.5)}
+
+
+def tiny_pipeline(repo):
+    "Shrink every stage's params for a test run, and commit them."
+    import yaml
+    for name, kw in TINY.items():
+        f = repo/f'params/{name}.yaml'
+        f.write_text(yaml.safe_dump(yaml.safe_load(f.read_text()) | kw, sort_keys=False))
+    run('git add -A && git -c user.email=t@t -c user.name=t commit -qm tiny', repo)
+
+
+def multipart(name, data, field='file'):
+    "A multipart/form-data body with one file (urllib has no helper for it)."
+    b = 'voc-yolo-boundary'
+    head = f'--{b}\r\nContent-Disposition: form-data; name="{field}"; filename="{name}"\r\nContent-Type: image/jpeg\r\n\r\n'
+    body = head.encode() + data + f'\r\n--{b}--\r\n'.encode()
+    return body, f'multipart/form-data; boundary={b}'
+
+
+def ultralytics_path(model: Path, dst: Path) -> Path:
+    "The same model where Ultralytics recognises it: the .onnx file, or a copy of the IR in `dst` (named *_openvino_model)."
+    from voc_yolo.runtime import model_file
+    f = model_file(model)
+    if f.suffix == '.onnx' or f.parent.name.endswith('_openvino_model'): return f if f.suffix == '.onnx' else f.parent
+    shutil.rmtree(dst, ignore_errors=True); shutil.copytree(f.parent, dst)
+    return dst
+
+
+from voc_yolo.harness import free_port  # noqa: E402,F401 - the library's helper, for the tests' own servers
