@@ -50,14 +50,14 @@ lint: install ## ruff over notebooks, tests and tools; hadolint over the Dockerf
 	actionlint
 	pre-commit run --all-files --show-diff-on-failure
 
-nbtest: install ## run the library notebooks' tests (nbdev_test)
+nbtest: install ## run the library notebooks' tests in their own kernels (nbdev_test; make test runs the same tests through pytest)
 	nbdev_test --n_workers 2
 
 pytest: install ## integration and end-to-end tests, with line coverage of voc_yolo (subprocesses included)
 	rm -f .coverage .coverage.*
 	COVERAGE_FILE=$(CURDIR)/.coverage python -m pytest -q -rs --durations=15 --cov=voc_yolo --cov-report=term
 
-test: install browser prometheus lint nbtest pytest ## the full test suite (tests/test_docker.py included)
+test: install browser prometheus lint pytest ## the full test suite: pytest runs every library notebook's tests too (against the exported package), and tests/test_docker.py
 
 check-clean: install ## fail if nbdev_export or nbdev_clean would change a tracked file
 	nbdev_export && nbdev_clean

@@ -1,6 +1,7 @@
 "Shared fixtures: a throwaway copy of the repository, the tiny pipeline run, a small synthetic VOCdevkit, a browser (helpers: helpers.py)."
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -50,3 +51,22 @@ def browser():
     d = webdriver.Chrome(service=Service(DRIVER), options=opts)
     yield d
     d.quit()
+
+
+def pytest_collection_modifyitems(session, config, items):
+    "The Docker tests go last, and their image starts building now, in the background, while the rest of the suite runs."
+    docker = [i for i in items if i.path.name == 'test_docker.py']
+    if not docker: return
+    items[:] = [i for i in items if i not in docker] + docker
+    from serve_image import ServeImage
+    workdir = Path(config._tmp_path_factory.mktemp('serve_image'))
+    config.serve_image = ServeImage(workdir).start()
+
+
+@pytest.fixture(scope='session')
+def serve_image(request):
+    "The serve image being built since collection (tests/serve_image.py): waits for it; removes it and stops dockerd at the end."
+    build = getattr(request.config, 'serve_image', None)
+    if build is None: pytest.skip('the serve image is built only when test_docker.py is collected')
+    try: yield dict(docker=build.docker, **build.wait())
+    finally: build.stop()

@@ -1,71 +1,25 @@
 """The serve image for real: built offline from the host's wheelhouse on a base made of Debian packages, run on a
 loopback port with the tiny pipeline's model, answering what the in-process runtime answers, as a non-root user without torch."""
-import json, os, shutil, subprocess, time, urllib.request
+import json, time, urllib.request
 
 import cv2
 import numpy as np
 import pytest
 
-from helpers import ROOT, free_port, multipart
-
-DOCKER = '/usr/bin/docker' if os.access('/usr/bin/docker', os.X_OK) else shutil.which('docker')  # Debian's client does BuildKit
-BASE, IMAGE = 'voc-yolo/base:bookworm', 'voc-yolo/serve:test'
-
-
-def sh(*cmd, check=False, **kw):
-    return subprocess.run(cmd, capture_output=True, text=True, check=check, **kw)
-
-
-def apt_install(*pkgs):
-    r = sh('bash', '-c', f'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq {" ".join(pkgs)}')
-    if r.returncode: pytest.skip(f'apt-get install {" ".join(pkgs)} failed: {r.stderr[-500:]}')
+from helpers import free_port, multipart
+from serve_image import sh
 
 
 @pytest.fixture(scope='module')
-def docker(tmp_path_factory):
-    "A Docker daemon that answers: the running one, or (as root) Debian's docker.io started here, stopped after the tests."
-    global DOCKER
-    started = None
-    if not DOCKER or sh(DOCKER, 'info').returncode:
-        if os.geteuid() != 0: pytest.skip('no Docker daemon answers and this user is not root: start dockerd to test the serve image')
-        if not shutil.which('dockerd'): apt_install('docker.io'); DOCKER = '/usr/bin/docker'
-        log = tmp_path_factory.mktemp('dockerd')/'dockerd.log'
-        started = subprocess.Popen(['dockerd', '--storage-driver=overlay2'], stdout=log.open('w'), stderr=subprocess.STDOUT)
-        for _ in range(60):
-            if not sh(DOCKER, 'info').returncode: break
-            if started.poll() is not None: break
-            time.sleep(1)
-        else: started.poll()
-        if sh(DOCKER, 'info').returncode:
-            started.terminate(); started.wait(30)
-            pytest.skip(f'dockerd does not start on this machine:\n{log.read_text()[-1500:]}')
-    yield DOCKER
-    if started:
-        started.terminate()
-        try: started.wait(30)
-        except subprocess.TimeoutExpired: started.kill(); started.wait()
+def docker(serve_image): return serve_image['docker']
 
 
 @pytest.fixture(scope='module')
-def image(docker):
-    "The serve image: the Debian base (make docker-base, once), the wheelhouse (make wheelhouse), the build with no network."
-    times = {}
-    if sh(docker, 'image', 'inspect', BASE).returncode:
-        if not shutil.which('mmdebstrap'):
-            if os.geteuid() != 0: pytest.skip(f'no {BASE} image and no mmdebstrap to build it (apt-get install mmdebstrap)')
-            apt_install('mmdebstrap')
-        t = time.perf_counter(); sh('make', 'docker-base', f'DOCKER={docker}', cwd=ROOT, check=True)
-        times['base'] = time.perf_counter() - t
-    t = time.perf_counter(); sh('make', 'wheelhouse', cwd=ROOT, check=True); times['wheelhouse'] = time.perf_counter() - t
-    t = time.perf_counter()
-    r = sh('env', 'DOCKER_BUILDKIT=1', docker, 'build', '--network=none', '-f', 'deploy/serve.Dockerfile', '--target', 'serve',
-           '--build-arg', f'BASE_IMAGE={BASE}', '-t', IMAGE, '.', cwd=ROOT)
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    times['image'] = time.perf_counter() - t
-    size = int(sh(docker, 'image', 'inspect', '-f', '{{.Size}}', IMAGE, check=True).stdout)
-    print(f"serve image {size / 1e6:.0f} MB; build times, s: " + ', '.join(f'{k} {v:.0f}' for k, v in times.items()))
-    yield dict(name=IMAGE, size=size)
-    sh(docker, 'rmi', '-f', IMAGE)
+def image(serve_image):
+    "The serve image (conftest's `serve_image`, built in the background since the tests were collected)."
+    times = ', '.join(f'{k} {v:.0f}' for k, v in serve_image['times'].items())
+    print(f"serve image {serve_image['size'] / 1e6:.0f} MB; build times, s: {times}")
+    return serve_image
 
 
 @pytest.fixture

@@ -24,15 +24,16 @@ def test_docs_config_names_pages_that_exist():
 def test_nbdev_processes_every_notebook_for_quarto(repo_copy):
     "What `nbdev_docs` does before it calls Quarto: sidebar, module index, and nbdev's processors (show_doc included)."
     code = ('from nbdev.serve import proc_nbs; from nbdev.doclinks import _build_modidx; _build_modidx(); '
-            'print(proc_nbs("nbs", n_workers=1, force=True))')
+            'print(proc_nbs("nbs", n_workers=2, force=True))')
     run(f'python -c \'{code}\'', repo_copy)
     proc = repo_copy/'_proc'
     for nb in (repo_copy/'nbs').glob('*.ipynb'): assert (proc/nb.name).is_file(), nb.name
     import nbformat
-    page = nbformat.read(proc/'03_train.ipynb', 4)
-    text = '\n'.join(c.source for c in page.cells) + '\n'.join(str(o) for c in page.cells for o in c.get('outputs', []))
-    for fn in ('resolve_device', 'resolve_model', 'train_args', 'resumable_checkpoint', 'train'):
-        assert f'### {fn}' in text, f'no show_doc entry for {fn}'
+    for nb, fns in (('03_train', ('resolve_model', 'train_args', 'resumable_checkpoint', 'train')), ('03a_weights', ('resolve_device',)),
+                    ('10_serve_settings', ('Settings', 'load_settings')), ('10h_serve_predict', ('Predictions', 'predict'))):
+        page = nbformat.read(proc/f'{nb}.ipynb', 4)
+        text = '\n'.join(c.source for c in page.cells) + '\n'.join(str(o) for c in page.cells for o in c.get('outputs', []))
+        for fn in fns: assert f'### {fn}' in text, f'{nb}: no show_doc entry for {fn}'
 
 
 def test_make_docs_without_quarto_says_how_to_install_it(tmp_path):

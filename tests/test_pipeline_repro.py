@@ -11,7 +11,16 @@ ACCURACY = ('metrics/data.json', 'metrics/train.json', 'metrics/eval.json', 'met
 def test_every_stage_ran(tiny_run):
     for stage in ('prepare', 'train', 'evaluate', 'profile', 'quantize', 'loadtest', 'report'):
         assert f"Running stage '{stage}'" in tiny_run['log'], stage
-    assert 'Data and pipelines are up to date' in run('dvc status', tiny_run['repo']).stdout
+    repo = tiny_run['repo']
+    assert 'Data and pipelines are up to date' in run('dvc status', repo).stdout
+    m = json.loads((repo/'metrics/eval.json').read_text())
+    assert m['images'] == 8 and 0 <= m['metrics/mAP50(B)'] <= 1
+    assert json.loads((repo/'metrics/train.json').read_text())['epochs'] == 1
+    for f in ('models/best.pt', 'metrics/train_results.csv', 'metrics/eval_pr.csv', 'metrics/eval_confusion.csv', 'models/deploy.json',
+              'metrics/eval_per_class.csv', 'reports/figures/evaluate/worst_images.png', 'reports/stages/evaluate.ipynb',
+              'reports/index.html'):
+        assert (repo/f).is_file(), f
+    assert not list((repo/'data/voc_yolo').rglob('*.cache')), 'Ultralytics caches stay out of the DVC output'
     print(f"tiny pipeline: {tiny_run['seconds']:.0f} s")
 
 

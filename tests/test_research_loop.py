@@ -1,12 +1,10 @@
-"Research-loop correctness: one image size from train to deploy, and nothing installed behind the user's back."
+"Research-loop correctness: nothing installed behind the user's back (one image size from train to deploy: test_experiments.py)."
 import json
 import shutil
 import subprocess
 import sys
 
 import yaml
-
-from helpers import run
 
 HOOK = '''import os, sys
 def _log(event, args):
@@ -15,23 +13,6 @@ def _log(event, args):
         with open(os.environ['SUBPROCESS_LOG'], 'a') as f: f.write(' '.join(map(str, argv)) + '\\n')
 sys.addaudithook(_log)
 '''
-
-
-def test_an_experiment_on_train_imgsz_reaches_every_stage(tiny_run, tmp_path):
-    "`dvc exp run -S params/train.yaml:imgsz=96` alone: evaluate, profile and quantize run at 96, and so does the deployed model."
-    # the stages that read the size are the targets: loadtest and report (downstream, size-agnostic) would add 90 s here
-    repo = tmp_path/'repo'
-    shutil.copytree(tiny_run['repo'], repo, symlinks=True)
-    run('dvc exp run evaluate profile quantize -S params/train.yaml:imgsz=96', repo)
-    changed = run('git status --porcelain --untracked-files=no', repo).stdout.split('\n')
-    edited = {line[3:] for line in changed if line.strip()} - {'dvc.lock'}
-    assert {f for f in edited if not f.startswith(('metrics/', 'models/', 'reports/'))} == {'params/train.yaml'}, edited
-    eval_m, prof, quant = (json.loads((repo/f'metrics/{n}.json').read_text()) for n in ('eval', 'profile', 'quantize'))
-    assert (eval_m['imgsz'], prof['model']['imgsz'], quant['imgsz']) == (96, 96, 96)
-    from voc_yolo.runtime import model_metadata
-    assert model_metadata(repo/'models/deploy')['imgsz'] == [96, 96]
-    for name in ('evaluate', 'profile', 'quantize'):  # their params say "the training size", not a number
-        assert yaml.safe_load((repo/f'params/{name}.yaml').read_text())['imgsz'] is None
 
 
 def test_non_images_are_reported_as_such_and_nothing_is_pip_installed(small_devkit, tmp_path):
