@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from helpers import ultralytics_path
+from helpers import ROOT, run, ultralytics_path
 from voc_yolo.harness import ServiceProcess
 
 TOKEN = 's3cret-token'
@@ -232,7 +232,6 @@ def test_the_page_shows_what_the_api_answers(server, deployed, browser):
 def test_bench_serve_prints_its_table_and_ratios(deployed):
     "`make bench-serve` on the tiny model, one second per setup: every setup answers, without errors."
     import sys
-    from conftest import ROOT, run
     out = run(f"{sys.executable} benchmarks/bench_serve.py --model {deployed['deploy']} --images {deployed['images'][0].parent} "
               "--seconds 1 --clients 1,2 --rounds 1", ROOT).stdout
     print(out)
