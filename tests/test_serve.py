@@ -229,6 +229,32 @@ def test_the_page_shows_what_the_api_answers(server, deployed, browser):
     assert browser.execute_script("return document.getElementById('canvas').width") == 96
 
 
+def test_class_names_of_an_upload_render_as_text(server, deployed, browser, tmp_path):
+    "Stored XSS: a model uploaded with markup for class names; the page shows the names as text, and no script runs."
+    import onnx
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+    evil = '<img src=x onerror="window.pwned = 1">'
+    m = onnx.load(str(deployed['onnx']))
+    onnx.helper.set_model_props(m, {**{p.key: p.value for p in m.metadata_props}, 'names': repr({i: evil for i in range(20)})})
+    onnx.save(m, str(tmp_path/'evil.onnx'))
+    r = requests.post(f'{server.url}/upload', data={'name': 'evil'}, files={'file': ('evil.onnx', (tmp_path/'evil.onnx').read_bytes())},
+                      headers={'Authorization': f'Bearer {TOKEN}'}, timeout=120)
+    assert r.status_code == 201 and r.json()['class_names'][0] == evil, r.text
+    browser.get(server.url + '/')
+    options = lambda d: [o.get_attribute('value') for o in d.find_elements(By.CSS_SELECTOR, '#model option')]
+    WebDriverWait(browser, 20).until(lambda d: 'evil' in options(d))
+    Select(browser.find_element(By.ID, 'model')).select_by_value('evil')
+    browser.execute_script("const c = document.getElementById('conf'); c.value = 0; c.dispatchEvent(new Event('input'))")
+    time.sleep(0.3)
+    browser.find_element(By.ID, 'file').send_keys(str(deployed['images'][0]))
+    WebDriverWait(browser, 20).until(lambda d: 'detections in' in d.find_element(By.ID, 'status').text)
+    names = browser.execute_script("return [...document.querySelectorAll('#detections tr')].map(tr => tr.cells[1].textContent)")
+    assert names and set(names) == {evil}, names[:3]  # shown as the text it is
+    assert browser.execute_script("return document.querySelectorAll('#detections img, #model img').length") == 0
+    assert browser.execute_script("return window.pwned === undefined"), 'the onerror handler ran'
+
+
 def test_bench_serve_prints_its_table_and_ratios(deployed):
     "`make bench-serve` on the tiny model, one second per setup: every setup answers, without errors."
     import sys

@@ -44,10 +44,10 @@ const $ = id => document.getElementById(id);
 let image = null, file = null, models = [], pending = null, asked = 0;
 const color = k => `hsl(${(k * 47) % 360} 80% 45%)`;
 function status(text, error) { $('status').textContent = text; $('status').className = error ? 'error' : ''; }
+function cell(tr, text) { const td = document.createElement('td'); td.textContent = text; tr.appendChild(td); return td; }
 async function loadModels() {
   const r = await fetch('/models'); models = await r.json();
-  $('model').innerHTML = models.map(m =>
-    `<option value="${m.name}">${m.name} v${m.version} (${m.backend}, ${m.precision})</option>`).join('');
+  $('model').replaceChildren(...models.map(m => new Option(`${m.name} v${m.version} (${m.backend}, ${m.precision})`, m.name)));
   showModel();
 }
 function showModel() {
@@ -61,12 +61,14 @@ async function predict() {
   const r = await fetch(`/predict/${encodeURIComponent($('model').value)}?conf=${conf}`, {method: 'POST', body});
   const answer = await r.json();
   if (mine !== asked) return;  // a newer question (slider moved, other image) is on its way: show only its answer
-  if (!r.ok) { status(`${r.status}: ${answer.detail}`, true); $('detections').innerHTML = ''; return; }
+  if (!r.ok) { status(`${r.status}: ${answer.detail}`, true); $('detections').replaceChildren(); return; }
   const result = answer.images[0]; draw(result.detections);
   status(`${result.detections.length} detections in ${answer.ms.toFixed(1)} ms (inference ${result.ms.inference.toFixed(1)} ms)`);
-  $('detections').innerHTML = result.detections.map((d, i) =>
-    `<tr><td>${i + 1}</td><td><span class="swatch" style="background:${color(d.class_id)}"></span>${d.class_name}</td>` +
-    `<td>${d.confidence.toFixed(3)}</td>` + d.box.map(v => `<td>${v.toFixed(1)}</td>`).join('') + '</tr>').join('');
+  $('detections').replaceChildren(...result.detections.map((d, i) => {  // text nodes only: a class name is never markup
+    const tr = document.createElement('tr'), swatch = document.createElement('span'); cell(tr, i + 1);
+    swatch.className = 'swatch'; swatch.style.background = color(d.class_id); cell(tr, d.class_name).prepend(swatch);
+    cell(tr, d.confidence.toFixed(3)); d.box.forEach(v => cell(tr, v.toFixed(1))); return tr;
+  }));
 }
 function draw(dets) {
   const c = $('canvas'), g = c.getContext('2d');

@@ -64,7 +64,7 @@ class ModelStore:
             map50 = json.loads(meta.read_text()).get('mAP50') if meta.is_file() else None
             self.models['deploy'] = self._served('deploy', 1, 'pipeline', self._predictor(deploy), map50)
         for d in sorted(self.root.iterdir()) if self.root.is_dir() else []:
-            named = NAME.match(d.name) and d.is_dir()
+            named = NAME.fullmatch(d.name) and d.is_dir()
             versions = sorted(int(v.name) for v in d.iterdir() if v.is_dir() and v.name.isdigit()) if named else []
             if versions: self.models[d.name] = self._served(d.name, versions[-1], 'upload', self._predictor(d/str(versions[-1])))
         return self

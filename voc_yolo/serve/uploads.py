@@ -24,8 +24,8 @@ class UploadError(ValueError):
 
 def check_name(name:str)->str:
     "A model name that is safe as a folder name: letters, digits, - and _, at most 64, not starting with - or _."
-    if not NAME.match(name or ''): raise UploadError(f"model name {name!r}: use 1-64 letters, digits, '-' or '_' (no '/', '..' or spaces)",
-                                                     400)
+    if not NAME.fullmatch(name or ''):  # fullmatch: `$` alone would let a trailing newline through
+        raise UploadError(f"model name {name!r}: use 1-64 letters, digits, '-' or '_' (no '/', '..' or spaces)", 400)
     return name
 
 def is_pickle(name:str, data:bytes)->bool:
@@ -36,12 +36,14 @@ def is_pickle(name:str, data:bytes)->bool:
 def check_upload_files(files:dict)->str:
     "'onnx' or 'openvino' for an acceptable set of {filename: bytes}, else an UploadError saying what is accepted."
     for f, data in files.items():
+        if any(ord(ch) < 32 or ord(ch) == 127 for ch in f):
+            raise UploadError(f"file name {f!r}: control characters are not allowed in a file name", 400)
         if is_pickle(f, data): raise UploadError(PICKLE_MSG.format(f=f), 415)
         if Path(f).name != f or f.startswith('.'): raise UploadError(f"file name {f!r}: a plain name without folders", 400)
     kinds = sorted(Path(f).suffix.lower() for f in files if f != DRIFT_REFERENCE)  # a drift reference may come along
     if kinds == ['.onnx']: return 'onnx'
-    if kinds in (['.bin', '.xml'],
-                 ['.bin', '.xml', '.yaml']) and all(Path(f).suffix != '.yaml' or f == 'metadata.yaml' for f in files): return 'openvino'
+    ir = kinds in (['.bin', '.xml'], ['.bin', '.xml', '.yaml'])
+    if ir and all(Path(f).suffix != '.yaml' or f == 'metadata.yaml' for f in files): return 'openvino'
     raise UploadError(f"got {sorted(files)}: upload one .onnx file, or an OpenVINO .xml with its .bin (and Ultralytics' metadata.yaml), "
                       f"and optionally its {DRIFT_REFERENCE}", 415)
 
