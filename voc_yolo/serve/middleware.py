@@ -9,18 +9,22 @@ from fastapi.responses import JSONResponse
 from .metrics import Metrics
 
 # %% auto #0
-__all__ = ['Guard']
+__all__ = ['SECURITY_HEADERS', 'Guard']
 
 # %% ../../nbs/10g_serve_middleware.ipynb #0c72d0f4
+SECURITY_HEADERS = [(b'x-content-type-options', b'nosniff'), (b'x-frame-options', b'DENY'),  # no MIME sniffing, no framing
+                    (b'content-security-policy', b"frame-ancestors 'none'"), (b'referrer-policy', b'no-referrer')]
+
 class Guard:
-    "ASGI middleware: refuse a body over the limit before reading it, and count every request by route and status."
+    "ASGI middleware: refuse a body over the limit before reading it, count every request by route and status, add security headers."
     def __init__(self, app, metrics:Metrics, max_body:int): self.app, self.m, self.max_body = app, metrics, max_body
 
     async def __call__(self, scope, receive, send):
         if scope['type'] != 'http': return await self.app(scope, receive, send)
         t, status = time.perf_counter(), [500]
         async def send_status(msg):
-            if msg['type'] == 'http.response.start': status[0] = msg['status']
+            if msg['type'] == 'http.response.start':
+                status[0] = msg['status']; msg = {**msg, 'headers': [*msg.get('headers', []), *SECURITY_HEADERS]}
             await send(msg)
         try:
             length = dict(scope['headers']).get(b'content-length')
