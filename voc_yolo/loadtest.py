@@ -56,13 +56,19 @@ def read_locust_stats(prefix:Path|str, # the --csv prefix Locust wrote to
                 p50_ms=_num(r['50%']), p95_ms=_num(r['95%']), p99_ms=_num(r['99%']), max_ms=_num(r['Max Response Time']))
     return out
 
+def _per_second(now:dict, before:dict, key:str)->float:
+    "What a cumulative column grew by between two history rows, per second."
+    return round((int(now[key]) - int(before[key])) / max(int(now['Timestamp']) - int(before['Timestamp']), 1), 3)
+
 def read_locust_history(prefix:Path|str)->list[dict]:
     "The `Aggregated` rows of the stats history: seconds since the first, users, requests/s, failures/s, p50/p95/p99 ms."
     with Path(f'{prefix}_stats_history.csv').open() as fh: rows = [r for r in csv.DictReader(fh) if r['Name'] == 'Aggregated']
-    t0 = int(rows[0]['Timestamp']) if rows else 0
-    return [dict(seconds=int(r['Timestamp']) - t0, users=int(r['User Count']), rps=round(float(r['Requests/s']), 3),
-                 failures_s=round(float(r['Failures/s']), 3), p50_ms=_num(r['50%']), p95_ms=_num(r['95%']), p99_ms=_num(r['99%']))
-            for r in rows if _num(r['95%']) is not None]
+    # Locust's own Requests/s column averages a window that ends 2 s back (0 for the first seconds of a short run);
+    # the growth of its cumulative totals is what each second really answered
+    return [dict(seconds=int(r['Timestamp']) - int(rows[0]['Timestamp']), users=int(r['User Count']),
+                 rps=_per_second(r, prev, 'Total Request Count'), failures_s=_per_second(r, prev, 'Total Failure Count'),
+                 p50_ms=_num(r['50%']), p95_ms=_num(r['95%']), p99_ms=_num(r['99%']))
+            for prev, r in zip(rows, rows[1:]) if _num(r['95%']) is not None]
 
 def read_locust_failures(prefix:Path|str)->list[dict]:
     "What failed, how often: method, endpoint, error, occurrences."
