@@ -76,6 +76,15 @@ bench-serve: install ## serving: in-process limit vs `voc-yolo serve` at 1/4/16 
 	python benchmarks/bench_serve.py
 	python benchmarks/bench_serve.py --imgsz 640
 
+attacks: install ## hostile requests, one at a time, against `voc-yolo serve` on models/deploy: answer, peak RSS, worst /health latency
+	python benchmarks/hostile.py battery --json runs/hostile/battery.json
+
+soak: install ## 5 minutes of valid predictions with every attack in rotation: failures, RSS growth, /health p99 (targets: 0, +15%, 100 ms)
+	python benchmarks/hostile.py soak --seconds 300 --json runs/hostile/soak.json
+
+fuzz: install ## the property tests of tests/test_fuzz.py with 4000 examples each (the suite runs 60)
+	HYPOTHESIS_PROFILE=fuzz python -m pytest -q tests/test_fuzz.py --hypothesis-show-statistics
+
 docs: install ## the nbdev docs site in _docs/ (needs Quarto: https://quarto.org/docs/get-started/)
 	@command -v quarto >/dev/null || { echo "make docs needs Quarto, which is not installed: get it from https://quarto.org/docs/get-started/ (a .deb/.tar.gz; pip's quarto-cli downloads it at install time), then rerun"; exit 1; }
 	nbdev_docs
@@ -157,4 +166,4 @@ browser: ## Chromium + chromedriver for the report's browser test (Debian packag
 lab: install ## JupyterLab on the notebooks
 	jupyter lab --ServerApp.root_dir=. --ServerApp.default_url=/lab/tree/nbs $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
-.PHONY: help install hooks pipeline export clean-nbs readme lint nbtest pytest test check-clean bench-data bench-train serve bench-serve docs browser lab prometheus monitor loadtest lock wheelhouse docker-base docker-serve test-docker push pull sweep compare register promote gpu-wheels
+.PHONY: help install hooks pipeline export clean-nbs readme lint nbtest pytest test check-clean bench-data bench-train serve bench-serve attacks soak fuzz docs browser lab prometheus monitor loadtest lock wheelhouse docker-base docker-serve test-docker push pull sweep compare register promote gpu-wheels

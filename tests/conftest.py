@@ -27,6 +27,16 @@ def tiny_run(tmp_path_factory):
     return dict(repo=repo, seconds=time.perf_counter() - t, log=out)
 
 
+@pytest.fixture(scope='module')
+def deployed(tiny_run, tmp_path_factory):
+    "A copy of the tiny pipeline's deployed model (and its deploy.json), plus its test images."
+    tmp = tmp_path_factory.mktemp('serve'); repo = tiny_run['repo']
+    shutil.copytree(repo/'models/deploy', tmp/'deploy'); shutil.copy(repo/'models/deploy.json', tmp/'deploy.json')
+    images = sorted((repo/'data/voc_yolo/images/test').iterdir())
+    return dict(tmp=tmp, deploy=tmp/'deploy', images=images, onnx=repo/'runs/quantize/onnx/best.onnx',
+                ir=repo/'runs/quantize/openvino_fp32/best_openvino_model')
+
+
 @pytest.fixture(scope='session')
 def small_devkit(tmp_path_factory):
     "A 12 + 6 image synthetic VOCdevkit (read-only: copy it before changing it)."

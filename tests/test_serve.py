@@ -27,16 +27,6 @@ def Server(tmp, deploy, *flags):
 
 
 @pytest.fixture(scope='module')
-def deployed(tiny_run, tmp_path_factory):
-    "A copy of the tiny pipeline's deployed model (and its deploy.json), plus its test images."
-    tmp = tmp_path_factory.mktemp('serve'); repo = tiny_run['repo']
-    shutil.copytree(repo/'models/deploy', tmp/'deploy'); shutil.copy(repo/'models/deploy.json', tmp/'deploy.json')
-    images = sorted((repo/'data/voc_yolo/images/test').iterdir())
-    return dict(tmp=tmp, deploy=tmp/'deploy', images=images, onnx=repo/'runs/quantize/onnx/best.onnx',
-                ir=repo/'runs/quantize/openvino_fp32/best_openvino_model')
-
-
-@pytest.fixture(scope='module')
 def server(deployed):
     s = Server(deployed['tmp'], deployed['deploy'], '--token', TOKEN, '--max-body-mb', '16', '--workers', '2', '--max-queue', '64')
     try: yield s.wait_ready()
@@ -95,7 +85,8 @@ def png_bomb(w, h):
 
 def test_bad_images_get_a_clear_4xx_and_the_service_keeps_serving(server, deployed):
     jpg = deployed['images'][0].read_bytes()
-    cases = {'not an image': (b'GIF? no, a text file', 415, 'not an image'), 'truncated': (jpg[: len(jpg) // 2], 422, 'truncated JPEG'),
+    cases = {'not an image': (b'GIF? no, a text file', 415, 'not a JPEG, PNG, WebP or BMP image'),
+             'truncated': (jpg[: len(jpg) // 2], 422, 'truncated JPEG'),
              'empty': (b'', 422, 'empty file'), 'bomb': (png_bomb(30000, 30000), 413, 'refused before decoding')}
     for case, (data, status, msg) in cases.items():
         r = post_image(server, data)

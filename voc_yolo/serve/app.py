@@ -14,6 +14,7 @@ from .metrics import Metrics
 from .uploads import UploadError
 from .store import ModelStore, UnknownModel
 from .middleware import Guard
+from .limits import Refusal, reason_of, header_timeout_protocol
 from .routers import models, predict, upload, drift, pages
 from .routers.predict import Predictions
 
@@ -22,8 +23,9 @@ __all__ = ['refusal', 'create_app', 'serve']
 
 # %% ../../nbs/10_serve_app.ipynb #1bdb1815
 def refusal(request:Request, e:Exception)->JSONResponse:
-    "A request the service refuses (a bad image, a bad upload, an unknown model): its status and why."
-    return JSONResponse({'detail': str(e)}, e.status)
+    "A request the service refuses (over a budget, a bad image or upload, an unknown model): its status and why; its reason for `Guard`."
+    if request is not None: request.state.refusal = reason_of(e)  # Guard counts it by this reason
+    return JSONResponse({'detail': str(e)}, e.status, headers=getattr(e, 'headers', None))
 
 def create_app(s:Settings|None=None, # the settings (default: from VOC_YOLO_* environment variables)
               )->FastAPI:
@@ -39,9 +41,9 @@ def create_app(s:Settings|None=None, # the settings (default: from VOC_YOLO_* en
 
     app = FastAPI(title='voc_yolo', version=__version__, lifespan=lifespan,
                   description='YOLOv8 detectors trained on PASCAL VOC, served from ONNX Runtime or OpenVINO.')
-    app.add_middleware(Guard, metrics=m, max_body=int(s.max_body_mb * 2**20))
+    app.add_middleware(Guard, metrics=m, max_body=int(s.max_body_mb * 2**20), body_timeout=s.body_timeout_s)
     app.state.settings, app.state.store, app.state.metrics, app.state.predictions = s, store, m, preds
-    for exc in (ImageError, UploadError, UnknownModel): app.add_exception_handler(exc, refusal)
+    for exc in (Refusal, ImageError, UploadError, UnknownModel): app.add_exception_handler(exc, refusal)
     for r in (models.router, predict.router, upload.router, drift.router, pages.router): app.include_router(r)
     return app
 
@@ -51,6 +53,9 @@ def serve(host:str='127.0.0.1', # interface to listen on (0.0.0.0 in a container
           access_log:bool=False, # log every request (costs throughput)
           **overrides, # Settings fields (CLI flags), winning over VOC_YOLO_* variables
          ):
-    "Run the service with uvicorn until interrupted."
+    "Run the service with uvicorn until interrupted (SIGTERM or Ctrl-C: requests in flight finish first)."
     import uvicorn
-    uvicorn.run(create_app(load_settings(**overrides)), host=host, port=port, access_log=access_log, log_level='info')
+    s = load_settings(**overrides)
+    uvicorn.run(create_app(s), host=host, port=port, access_log=access_log, log_level='info',
+                http=header_timeout_protocol(s.header_timeout_s),
+                limit_concurrency=s.max_connections, timeout_keep_alive=s.keep_alive_s, timeout_graceful_shutdown=s.shutdown_timeout_s)

@@ -8,6 +8,7 @@ import threading
 from fastapi import Request
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from ..drift import FEATURES
+from .limits import REASONS
 
 # %% auto #0
 __all__ = ['MS_BUCKETS', 'Metrics', 'get_metrics']
@@ -32,6 +33,9 @@ class Metrics:
         self.models = Gauge('voc_yolo_models_loaded', 'Models loaded and warmed up', registry=r)
         self.uploads = Counter('voc_yolo_uploads_total', 'Model uploads by outcome', ['outcome'], registry=r)
         self.queue = Gauge('voc_yolo_queue_depth', 'Predict requests admitted and not finished', registry=r)
+        self.refusals = Counter('voc_yolo_refusals_total', 'Requests refused (4xx), by reason: a fixed set (serve.limits.REASONS)',
+                                ['reason'], registry=r)
+        for reason in REASONS: self.refusals.labels(reason)  # every series exists at 0: rate() and alerts see the first one
         self.rejected = Counter('voc_yolo_rejected_total', 'Predict requests refused because the queue was full', registry=r)
         self.drift_score = Gauge('voc_yolo_drift_score',
                                  'Drift test p-value per feature (Evidently\'s drift score: low means the recent images differ from the '

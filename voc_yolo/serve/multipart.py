@@ -4,7 +4,7 @@
 
 # %% ../../nbs/10f_serve_multipart.ipynb #4fcaf418
 from __future__ import annotations
-from ..runtime import ImageError
+from .limits import Refusal
 
 # %% auto #0
 __all__ = ['IMAGES_BODY', 'multipart_files']
@@ -14,30 +14,48 @@ IMAGES_BODY = {'requestBody': {'required': True, 'content': {'multipart/form-dat
     'type': 'object', 'required': ['file'],
     'properties': {'file': {'type': 'array', 'items': {'type': 'string', 'format': 'binary'}, 'description': 'one or more images'}}}}}}}
 
+def _part_budget(max_parts:int, max_part_bytes:int):
+    "Callbacks that refuse the part after the last allowed, and the byte after the largest allowed part, as the parser meets them."
+    seen = [0]
+    def begin():
+        seen[0] += 1
+        if seen[0] > max_parts: raise Refusal(f"more than {max_parts} parts in the body (VOC_YOLO_MAX_PARTS)", 413, 'too_many_parts')
+    def grow(size:int):
+        if size > max_part_bytes: raise Refusal(f"part {seen[0]} is over the limit of {max_part_bytes:,} bytes per part "
+                                                f"(VOC_YOLO_MAX_PART_MB)", 413, 'part_too_large')
+    return begin, grow
+
 def multipart_files(body:bytes, # the request body
                     content_type:str, # its Content-Type header
                     field:str='file', # the form field holding the files
+                    max_files:int=16, # most files in `field` (VOC_YOLO_MAX_IMAGES)
+                    max_parts:int=32, # most parts of any field (VOC_YOLO_MAX_PARTS)
+                    max_part_bytes:int=10 * 2**20, # largest part (VOC_YOLO_MAX_PART_MB)
                    )->list[tuple[str, bytes]]:
-    "The files of the multipart/form-data field `field`, as (file name, bytes), parsed by python-multipart in one pass."
+    "The files of the multipart/form-data field `field`, as (file name, bytes), parsed by python-multipart in one pass, within budget."
     from python_multipart.multipart import MultipartParser, parse_options_header
     from python_multipart.exceptions import MultipartParseError
     kind, opts = parse_options_header(content_type)
     if kind != b'multipart/form-data' or b'boundary' not in opts:
-        raise ImageError(f"send images as multipart/form-data in the field {field!r} (got Content-Type {content_type!r})", 415)
+        raise Refusal(f"send images as multipart/form-data in the field {field!r} (got Content-Type {content_type!r})", 415,
+                      'not_multipart')
     files, part, header = [], {}, {}
-    def on_part_begin(): part.clear(); part.update(headers={}, data=bytearray())
+    begin, grow = _part_budget(max_parts, max_part_bytes)
+    def on_part_begin(): begin(); part.clear(); part.update(headers={}, data=bytearray())
     def on_header_field(b, s, e): header['field'] = header.get('field', b'') + b[s:e]
     def on_header_value(b, s, e): header['value'] = header.get('value', b'') + b[s:e]
     def on_header_end(): part['headers'][header.pop('field', b'').lower()] = header.pop('value', b'')
-    def on_part_data(b, s, e): part['data'] += b[s:e]
+    def on_part_data(b, s, e): grow(len(part['data']) + e - s); part['data'] += b[s:e]
     def on_part_end():
         _, disp = parse_options_header(part['headers'].get(b'content-disposition', b''))
-        if disp.get(b'name') == field.encode():
-            files.append((disp.get(b'filename', b'').decode('utf-8', 'replace') or f'image{len(files)}', bytes(part['data'])))
+        if disp.get(b'name') != field.encode(): return
+        if len(files) == max_files:
+            raise Refusal(f"more than {max_files} images in one request (VOC_YOLO_MAX_IMAGES)", 413, 'too_many_images')
+        files.append((disp.get(b'filename', b'').decode('utf-8', 'replace') or f'image{len(files)}', bytes(part['data'])))
     try:
         p = MultipartParser(opts[b'boundary'], dict(on_part_begin=on_part_begin, on_header_field=on_header_field, on_part_end=on_part_end,
                                                    on_header_value=on_header_value, on_header_end=on_header_end, on_part_data=on_part_data))
         p.write(body); p.finalize()
-    except MultipartParseError as e: raise ImageError(f"malformed multipart body: {e}", 400) from None
-    if not files: raise ImageError(f"no file in the form field {field!r}: send the images as -F {field}=@image.jpg", 422)
+    except MultipartParseError as e: raise Refusal(f"malformed multipart body: {e}", 400, 'bad_multipart') from None
+    if not files: raise Refusal(f"no file in the form field {field!r}: send the images as -F {field}=@image.jpg", 422, 'no_file')
     return files

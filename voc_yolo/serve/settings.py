@@ -21,6 +21,17 @@ class Settings(BaseSettings):
     token: str = Field('', description='bearer token for POST /upload; uploads are off while it is empty')
     max_body_mb: float = Field(20.0, gt=0, description='largest request body, MB (refused before it is read)')
     max_pixels: int = Field(40_000_000, gt=0, description='largest image, pixels (refused before it is decoded)')
+    max_images: int = Field(16, ge=1, description='most images in one predict request')
+    max_request_pixels: int = Field(60_000_000, gt=0, description="most pixels in one predict request, summed over its images "
+                                                                   "(refused before any is decoded)")
+    max_parts: int = Field(32, ge=1, description='most multipart parts (files and fields) in one predict request')
+    max_part_mb: float = Field(10.0, gt=0, description='largest part (one image) of a predict request, MB')
+    max_connections: int = Field(256, ge=1, description='open connections and requests in progress; beyond this uvicorn answers 503')
+    keep_alive_s: float = Field(5.0, gt=0, description='an idle keep-alive connection is closed after this many seconds')
+    header_timeout_s: float = Field(10.0, gt=0, description="a connection whose request line and headers are not complete after this "
+                                                            "many seconds is closed (slow clients)")
+    body_timeout_s: float = Field(30.0, gt=0, description='a request body not received in full after this many seconds: 408')
+    shutdown_timeout_s: float = Field(30.0, gt=0, description='on SIGTERM, seconds to let requests in flight finish before exiting')
     workers: int = Field(0, ge=0, description='threads that decode and letterbox uploads (0: one per CPU core)')
     streams: int = Field(0, ge=0, description='inferences that run at once (0: CPU cores ÷ threads)')
     threads: int = Field(1, ge=1, description='CPU threads per inference (streams × threads should not exceed the cores)')
@@ -35,6 +46,8 @@ class Settings(BaseSettings):
     def _window_holds_the_minimum(self):
         if self.drift_min_images > self.drift_window:
             raise ValueError(f'drift_min_images: {self.drift_min_images} must be at most drift_window ({self.drift_window})')
+        if self.max_request_pixels < self.max_pixels:  # or an image allowed alone would be refused
+            raise ValueError(f'max_request_pixels: {self.max_request_pixels} must be at least max_pixels ({self.max_pixels})')
         return self
 
     @property

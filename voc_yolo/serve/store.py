@@ -11,7 +11,7 @@ from ..runtime import Predictor, MicroBatcher
 from ..drift import DRIFT_REFERENCE, DriftMonitor, read_reference
 from .settings import Settings
 from .metrics import Metrics
-from .uploads import NAME, UploadError, check_name, check_upload_files, check_onnx
+from .uploads import NAME, UploadError, check_name, check_upload_files, check_contents
 
 # %% auto #0
 __all__ = ['ServedModel', 'UnknownModel', 'ModelStore', 'get_store']
@@ -35,7 +35,7 @@ class ServedModel:
 
 class UnknownModel(LookupError):
     "A request named a model the store does not serve."
-    status = 404
+    status, reason = 404, 'unknown_model'
 
 class ModelStore:
     "Every served model by name (its newest version); uploads land in `<root>/<name>/<version>/`, never overwriting one."
@@ -53,7 +53,9 @@ class ModelStore:
                              self.s.drift_alpha) if ref.is_file() else None
         return ServedModel(name, version, origin, pred, MicroBatcher(pred, self.s.max_batch, lambda n, ms: hist.observe(n)), map50, drift)
 
-    def close(self):
+    def close(self, timeout:float=60):
+        "Stop every model's inference threads, once a load still in progress has finished (a backend torn down mid-load aborts)."
+        if getattr(self, '_loader', None): self._loader.join(timeout)
         for m in self.models.values(): m.batcher.close()
 
     def load(self)->ModelStore:
@@ -74,7 +76,7 @@ class ModelStore:
         def run():
             try: self.load(); self.m.models.set(len(self.models)); self.ready = True
             except Exception as e: self.error = f'{type(e).__name__}: {e}'  # noqa: BLE001 - /ready reports it
-        t = threading.Thread(target=run, name='load-models', daemon=True); t.start()
+        t = self._loader = threading.Thread(target=run, name='load-models', daemon=True); t.start()
         return t
 
     def get(self, name:str)->ServedModel:
@@ -87,7 +89,7 @@ class ModelStore:
         check_name(name)
         if name == 'deploy': raise UploadError("'deploy' is the pipeline's model: upload under another name", 409)
         kind = check_upload_files(files)
-        if kind == 'onnx': check_onnx(next(d for f, d in files.items() if f != DRIFT_REFERENCE))
+        check_contents(files, kind)  # the graph or the IR's XML, and the metadata, before anything loads them
         tmp = self.root/'.incoming'/uuid.uuid4().hex; tmp.mkdir(parents=True)
         try:
             for f, data in files.items(): (tmp/f).write_bytes(data)

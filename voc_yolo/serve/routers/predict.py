@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio, hashlib, json, time
 from concurrent.futures import ThreadPoolExecutor
 import numpy as np
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 from ...runtime import decode_image, CONF, IOU
 from ...drift import image_features
@@ -15,6 +15,7 @@ from ..settings import Settings
 from ..metrics import Metrics
 from ..store import ModelStore, ServedModel
 from ..multipart import IMAGES_BODY, multipart_files
+from ..limits import Refusal, check_images
 from ..schemas import PredictResponse
 
 # %% auto #0
@@ -32,8 +33,14 @@ class Predictions:
 
     def close(self): self.pool.shutdown(wait=False, cancel_futures=True)
 
+    def parse(self, body:bytes, content_type:str)->list:
+        "In a decode thread: the request's images, within the budgets of parts, part size and image count."
+        s = self.s
+        return multipart_files(body, content_type, max_files=s.max_images, max_parts=s.max_parts, max_part_bytes=int(s.max_part_mb * 2**20))
+
     def prepare(self, model:ServedModel, data:list)->list:
-        "In a decode thread: decode and letterbox every image (a bad one fails the request before any inference); its drift features."
+        "In a decode thread: check the pixel budgets on the headers, then decode and letterbox every image; its drift features."
+        check_images(data, self.s.max_pixels, self.s.max_request_pixels)  # before any pixel is decoded
         return [(name, img, model.predictor.prepare(img),
                  model.drift and (image_features(img), hashlib.blake2b(raw, digest_size=16).digest()))
                 for name, raw in data for img in [decode_image(raw, name, self.s.max_pixels)]]
@@ -42,8 +49,8 @@ class Predictions:
         "Count the request in, or answer 503 at once when `max_queue` requests are already in flight."
         if self.pending >= self.s.max_queue:
             self.m.rejected.inc()
-            raise HTTPException(503, f"busy: {self.s.max_queue} requests are already queued (VOC_YOLO_MAX_QUEUE); retry shortly",
-                                headers={'Retry-After': '1'})
+            raise Refusal(f"busy: {self.s.max_queue} requests are already queued (VOC_YOLO_MAX_QUEUE); retry shortly", 503, 'busy',
+                          headers={'Retry-After': '1'})
         self.pending += 1; self.m.queue.set(self.pending)
 
     def release(self): self.pending -= 1; self.m.queue.set(self.pending)
@@ -59,12 +66,13 @@ class Predictions:
 
     async def infer(self, model_name:str, request:Request, conf:float, iou:float, max_det:int)->tuple:
         "Admit the request if the queue has room; decode in the pool, infer in the model's micro-batches: (model, [(image, result)], ms)."
-        model = self.store.get(model_name)
-        data = multipart_files(await request.body(), request.headers.get('content-type', ''))
+        model, loop = self.store.get(model_name), asyncio.get_running_loop()
+        body, content_type = await request.body(), request.headers.get('content-type', '')
         self.admit()
         try:
             t = time.perf_counter()
-            prepared = await asyncio.get_running_loop().run_in_executor(self.pool, self.prepare, model, data)
+            data = await loop.run_in_executor(self.pool, self.parse, body, content_type)  # off the event loop
+            prepared = await loop.run_in_executor(self.pool, self.prepare, model, data)
             results = await asyncio.gather(*(asyncio.wrap_future(model.batcher.submit(p.x, finisher(model, name, p, conf, iou, max_det)))
                                              for name, _, p, _ in prepared))
         finally: self.release()

@@ -5,38 +5,61 @@
 # %% ../../../nbs/10j_serve_upload.ipynb #d8964bb3
 from __future__ import annotations
 import asyncio, hmac
-from fastapi import APIRouter, Depends, File, Form, Header, HTTPException, UploadFile
+from fastapi import APIRouter, Depends, Header, Request
+from starlette.exceptions import HTTPException
 from ..settings import Settings, get_settings
 from ..metrics import Metrics, get_metrics
 from ..store import ModelStore, get_store
 from ..uploads import UploadError
+from ..limits import Refusal
 from ..schemas import ModelInfo
 
 # %% auto #0
-__all__ = ['router', 'authorized', 'upload']
+__all__ = ['router', 'UPLOAD_FILES', 'UPLOAD_FIELDS', 'UPLOAD_BODY', 'authorized', 'upload_form', 'upload']
 
 # %% ../../../nbs/10j_serve_upload.ipynb #97e36536
 router = APIRouter()
 
 def authorized(authorization:str|None=Header(None, description='Bearer <token>'), s:Settings=Depends(get_settings),
                m:Metrics=Depends(get_metrics)):
-    "Uploads need the service's bearer token; without one configured they are off."
+    "Uploads need the service's bearer token; without one configured they are off. Checked before a byte of the body is read."
     if not s.token:
         m.uploads.labels('disabled').inc()
-        raise HTTPException(403, 'uploads are off: start the service with --token (or VOC_YOLO_TOKEN) to accept models')
+        raise Refusal('uploads are off: start the service with --token (or VOC_YOLO_TOKEN) to accept models', 403, 'uploads_off')
     scheme, _, given = (authorization or '').partition(' ')
     if scheme.lower() != 'bearer' or not given:
         m.uploads.labels('unauthorized').inc()
-        raise HTTPException(401, 'missing bearer token: send "Authorization: Bearer <token>"', headers={'WWW-Authenticate': 'Bearer'})
+        raise Refusal('missing bearer token: send "Authorization: Bearer <token>"', 401, 'unauthorized',
+                      headers={'WWW-Authenticate': 'Bearer'})
     if not hmac.compare_digest(given.encode(), s.token.encode()):
-        m.uploads.labels('forbidden').inc(); raise HTTPException(403, 'wrong token')
+        m.uploads.labels('forbidden').inc(); raise Refusal('wrong token', 403, 'forbidden')
 
-@router.post('/upload', response_model=ModelInfo, status_code=201, dependencies=[Depends(authorized)])
-async def upload(name:str=Form(..., description='model name: letters, digits, - and _'),
-                 file:list[UploadFile]=File(..., description='one .onnx, or .xml + .bin (+ metadata.yaml)'),
-                 store:ModelStore=Depends(get_store), m:Metrics=Depends(get_metrics)):
-    files = {f.filename or '': await f.read() for f in file}
-    try: model = await asyncio.to_thread(store.add, name, files)
+UPLOAD_FILES, UPLOAD_FIELDS = 8, 2  # .onnx, or .xml + .bin + metadata.yaml, and a drift reference; the name
+UPLOAD_BODY = {'requestBody': {'required': True, 'content': {'multipart/form-data': {'schema': {
+    'type': 'object', 'required': ['name', 'file'], 'properties': {
+        'name': {'type': 'string', 'description': 'model name: letters, digits, - and _'},
+        'file': {'type': 'array', 'items': {'type': 'string', 'format': 'binary'},
+                 'description': 'one .onnx, or .xml + .bin (+ metadata.yaml), and optionally the drift reference'}}}}}}}
+
+async def upload_form(request:Request)->tuple[str, dict]:
+    "The model's name and files, {file name: bytes}, from a form of at most `UPLOAD_FILES` files and `UPLOAD_FIELDS` fields."
+    try: form = await request.form(max_files=UPLOAD_FILES, max_fields=UPLOAD_FIELDS, max_part_size=1024)
+    except HTTPException as e: raise UploadError(f"upload form: {e.detail} (at most {UPLOAD_FILES} files and {UPLOAD_FIELDS} fields)",
+                                                 400) from None
+    name, files = form.get('name'), form.getlist('file')
+    if not isinstance(name, str): raise UploadError("the form needs the model's name in the field `name`")
+    if not files or any(isinstance(f, str) for f in files): raise UploadError("the form needs the model's files in the field `file`")
+    names = [f.filename or '' for f in files]
+    if len(set(names)) < len(names): raise UploadError(f"file names {sorted(names)}: each file once", 400)
+    data = {f.filename or '': await f.read() for f in files}
+    await form.close()
+    return name, data
+
+@router.post('/upload', response_model=ModelInfo, status_code=201, dependencies=[Depends(authorized)], openapi_extra=UPLOAD_BODY)
+async def upload(request:Request, store:ModelStore=Depends(get_store), m:Metrics=Depends(get_metrics)):
+    try:
+        name, files = await upload_form(request)  # only now, with the token checked, is the body read
+        model = await asyncio.to_thread(store.add, name, files)
     except UploadError as e: m.uploads.labels(f'refused_{e.status}').inc(); raise
     m.uploads.labels('accepted').inc(); m.models.set(len(store.models))
     return model.info()
