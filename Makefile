@@ -44,10 +44,15 @@ clean-nbs: install ## strip notebook outputs/metadata (nbdev_clean)
 readme: install ## nbs/index.ipynb -> README.md (no Quarto needed)
 	python tools/make_readme.py
 
-lint: install ## ruff over notebooks, tests and tools; hadolint over the Dockerfiles; actionlint over the workflows; every pre-commit hook
+CHECKOV := .cache/checkov/bin/checkov
+$(CHECKOV): # checkov pins much of its own stack: it lives in a venv of its own, out of the project's lock
+	$(PYTHON) -m venv .cache/checkov && .cache/checkov/bin/pip install --quiet 'checkov==3.3.30'
+
+lint: install $(CHECKOV) ## ruff; hadolint over the Dockerfiles; actionlint over the workflows; checkov over deploy/ and .github/; every pre-commit hook
 	ruff check nbs tests tools benchmarks
 	hadolint deploy/*.Dockerfile
 	actionlint
+	$(CHECKOV) -d deploy -d .github --compact --quiet --skip-download
 	pre-commit run --all-files --show-diff-on-failure
 
 nbtest: install ## run the library notebooks' tests in their own kernels (nbdev_test; make test runs the same tests through pytest)

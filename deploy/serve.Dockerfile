@@ -6,6 +6,7 @@
 # Run: docker run -p 8000:8000 -v "$PWD/models/deploy:/models/deploy:ro" voc-yolo/serve
 # Configure with VOC_YOLO_* variables only (voc-yolo serve --help lists them), e.g. -e VOC_YOLO_TOKEN=... -e VOC_YOLO_THREADS=2.
 ARG BASE_IMAGE=python:3.11-slim-bookworm
+# checkov:skip=CKV_DOCKER_7: the base is the BASE_IMAGE build arg, whose default above is a pinned tag
 FROM ${BASE_IMAGE} AS serve
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \

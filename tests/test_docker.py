@@ -5,9 +5,23 @@ import json, time, urllib.request
 import cv2
 import numpy as np
 import pytest
+import yaml
 
-from helpers import free_port, multipart
+from helpers import ROOT, free_port, multipart
 from serve_image import sh
+
+TOKEN = 'docker-token'
+
+
+def compose_hardening():
+    "`docker run` flags for what deploy/compose.yaml asks of the serve service: read-only root, no capabilities, limits, user."
+    svc = yaml.safe_load((ROOT/'deploy/compose.yaml').read_text())['services']['serve']
+    flags = ['--read-only'] if svc['read_only'] else []
+    for key, flag in (('tmpfs', '--tmpfs'), ('cap_drop', '--cap-drop'), ('security_opt', '--security-opt')):
+        flags += [f for v in svc[key] for f in (flag, v)]
+    store = next(v.split(':')[1] for v in svc['volumes'] if v.startswith('store:'))  # the named volume: an anonymous one here
+    return [*flags, '--memory', svc['mem_limit'], '--pids-limit', str(svc['pids_limit']), '--user', svc['user'],
+            '--mount', f'type=volume,dst={store}']
 
 
 @pytest.fixture(scope='module')
@@ -26,7 +40,7 @@ def image(serve_image):
 def container(docker, image, tiny_run):
     port, deploy = free_port(), tiny_run['repo']/'models/deploy'
     cid = sh(docker, 'run', '-d', '--health-interval=1s', '-p', f'127.0.0.1:{port}:8000', '-v', f'{deploy}:/models/deploy:ro',
-             '-e', 'VOC_YOLO_THREADS=1', image['name'], check=True).stdout.strip()
+             '-e', 'VOC_YOLO_THREADS=1', '-e', f'VOC_YOLO_TOKEN={TOKEN}', *compose_hardening(), image['name'], check=True).stdout.strip()
     try:
         url = f'http://127.0.0.1:{port}'
         for _ in range(120):
@@ -34,8 +48,9 @@ def container(docker, image, tiny_run):
                 if urllib.request.urlopen(f'{url}/ready', timeout=2).status == 200: break
             except OSError: time.sleep(0.5)
         else: raise AssertionError('not ready in 60 s:\n' + sh(docker, 'logs', cid).stderr[-3000:])
-        yield dict(id=cid, url=url, deploy=deploy, images=sorted((tiny_run['repo']/'data/voc_yolo/images/test').iterdir()))
-    finally: sh(docker, 'rm', '-f', cid)
+        yield dict(id=cid, url=url, deploy=deploy, images=sorted((tiny_run['repo']/'data/voc_yolo/images/test').iterdir()),
+                   onnx=tiny_run['repo']/'runs/quantize/onnx/best.onnx')
+    finally: sh(docker, 'rm', '-f', '-v', cid)
 
 
 def test_serve_image_is_small_and_answers_like_the_runtime(docker, image, container):
@@ -57,8 +72,16 @@ def test_serve_image_is_small_and_answers_like_the_runtime(docker, image, contai
     else: raise AssertionError(sh(docker, 'inspect', '-f', '{{json .State.Health}}', container['id']).stdout)
 
 
-def test_serve_image_runs_as_non_root_without_torch(docker, container):
+def test_serve_image_runs_hardened_as_non_root_without_torch(docker, container):
     assert sh(docker, 'exec', container['id'], 'id', '-u', check=True).stdout.strip() != '0'
+    host = json.loads(sh(docker, 'inspect', '-f', '{{json .HostConfig}}', container['id'], check=True).stdout)
+    assert host['ReadonlyRootfs'] and host['CapDrop'] == ['ALL'] and 'no-new-privileges:true' in host['SecurityOpt'], host
+    assert host['Memory'] > 0 and host['PidsLimit'] > 0
+    assert sh(docker, 'exec', container['id'], 'touch', '/srv/x').returncode != 0  # the root file system is read-only
+    import requests
+    r = requests.post(f"{container['url']}/upload", data={'name': 'mine'}, files={'file': ('m.onnx', container['onnx'].read_bytes())},
+                      headers={'Authorization': f'Bearer {TOKEN}'}, timeout=120)
+    assert r.status_code == 201 and r.json()['version'] == 1, r.text  # ...but uploads land in the store volume
     r = sh(docker, 'exec', container['id'], 'python3', '-c', 'import torch')
     assert r.returncode != 0 and "No module named 'torch'" in r.stderr, r.stderr
     r = sh(docker, 'exec', container['id'], 'python3', '-c', 'import ultralytics')

@@ -186,3 +186,11 @@ def test_stage_deps_cover_the_code_it_runs(stage):
     missing = sorted(f for f in code if not any(f == d or f.startswith(d + '/') for d in deps))
     assert not missing, f'{stage}: dvc.yaml deps lack {missing}'
     assert 'voc_yolo/core.py' in code
+
+
+def test_the_serving_page_lists_every_setting_of_the_service():
+    "nbs/serving.ipynb's settings table has one row per `Settings` field, with its flag and variable."
+    from voc_yolo.serve.settings import Settings
+    page = (ROOT/'nbs/serving.ipynb').read_text()
+    missing = [n for n in Settings.model_fields if f"`--{n.replace('_', '-')}` | `VOC_YOLO_{n.upper()}`" not in page]
+    assert not missing, f'nbs/serving.ipynb: no row for {missing}'

@@ -39,7 +39,7 @@ def post_image(server, data, name='a.jpg', model='deploy', **params):
 
 def test_health_ready_models_and_no_torch_in_the_server(server, deployed):
     assert requests.get(f'{server.url}/health').json() == {'status': 'alive'}
-    assert requests.get(f'{server.url}/ready').json() == {'ready': True, 'models': ['deploy']}
+    assert requests.get(f'{server.url}/ready').json() == {'ready': True, 'models': ['deploy'], 'failed': {}}
     [m] = requests.get(f'{server.url}/models').json()
     deploy = json.loads((deployed['tmp']/'deploy.json').read_text())
     got = (m['name'], m['version'], m['origin'], m['precision'], m['imgsz'], m['mAP50'])
@@ -157,7 +157,7 @@ def test_uploads_are_checked_versioned_and_never_overwritten(server, deployed):
     r = upload(server, ir, name='mine-ir')
     assert r.status_code == 201 and (r.json()['backend'], r.json()['version']) == ('openvino', 1), r.text
     r = upload(server, ir[:2], name='mine-ir')  # an IR without Ultralytics' metadata.yaml: no input size, no class names
-    assert r.status_code == 422 and "its metadata has no ['imgsz', 'names']" in r.json()['detail'], r.text
+    assert r.status_code == 422 and 'model metadata: no class names' in r.json()['detail'], r.text
     assert not list((tmp/'store/.incoming').iterdir()), 'refused uploads leave nothing behind'
 
 
@@ -244,6 +244,26 @@ def test_class_names_of_an_upload_render_as_text(server, deployed, browser, tmp_
     assert names and set(names) == {evil}, names[:3]  # shown as the text it is
     assert browser.execute_script("return document.querySelectorAll('#detections img, #model img').length") == 0
     assert browser.execute_script("return window.pwned === undefined"), 'the onerror handler ran'
+    # and were markup rendered, the Content-Security-Policy would not let its inline handler run
+    browser.execute_script("document.body.insertAdjacentHTML('beforeend', '<img src=x onerror=\"window.pwned2 = 1\">')")
+    time.sleep(0.5)
+    assert browser.execute_script("return window.pwned2 === undefined"), 'an inline handler ran despite the CSP'
+
+
+def test_docs_work_offline_under_the_csp(server, browser):
+    "/docs: Swagger UI from the package itself lists every route, fetches nothing from another origin, breaks no CSP rule."
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+    browser.get_log('browser')  # what earlier tests logged
+    browser.get(server.url + '/docs')  # the browser has no network beyond loopback (conftest)
+    WebDriverWait(browser, 30).until(lambda d: len(d.find_elements(By.CSS_SELECTOR, '.opblock-summary-path')) >= 8)
+    paths = {e.text.replace('\u200b', '') for e in browser.find_elements(By.CSS_SELECTOR, '.opblock-summary-path')}
+    assert {'/predict/{model_name}', '/upload', '/models', '/ready', '/metrics'} <= paths, paths
+    loaded = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert loaded and all(u.startswith(server.url) for u in loaded), loaded
+    assert not [e for e in browser.get_log('browser') if e['level'] == 'SEVERE'], 'console errors (a CSP violation?)'
+    csp = requests.get(f'{server.url}/docs', timeout=10).headers['content-security-policy']
+    assert "script-src 'self';" in csp and 'unsafe-eval' not in csp, csp
 
 
 def test_bench_serve_prints_its_table_and_ratios(deployed):

@@ -39,7 +39,7 @@ def create_app(s:Settings|None=None, # the settings (default: from VOC_YOLO_* en
         yield
         preds.close(); store.close()
 
-    app = FastAPI(title='voc_yolo', version=__version__, lifespan=lifespan,
+    app = FastAPI(title='voc_yolo', version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,  # /docs: routers.pages
                   description='YOLOv8 detectors trained on PASCAL VOC, served from ONNX Runtime or OpenVINO.')
     app.add_middleware(Guard, metrics=m, max_body=int(s.max_body_mb * 2**20), body_timeout=s.body_timeout_s)
     app.state.settings, app.state.store, app.state.metrics, app.state.predictions = s, store, m, preds
@@ -54,8 +54,11 @@ def serve(host:str='127.0.0.1', # interface to listen on (0.0.0.0 in a container
           **overrides, # Settings fields (CLI flags), winning over VOC_YOLO_* variables
          ):
     "Run the service with uvicorn until interrupted (SIGTERM or Ctrl-C: requests in flight finish first)."
-    import uvicorn
+    import signal, uvicorn
     s = load_settings(**overrides)
+    # uvicorn drains on SIGTERM, then raises the signal again with the handler it found; make that one a no-op, so
+    # a graceful stop (docker stop, a rolling update) exits 0 instead of dying by the signal
+    signal.signal(signal.SIGTERM, lambda *_: None)
     uvicorn.run(create_app(s), host=host, port=port, access_log=access_log, log_level='info',
                 http=header_timeout_protocol(s.header_timeout_s),
                 limit_concurrency=s.max_connections, timeout_keep_alive=s.keep_alive_s, timeout_graceful_shutdown=s.shutdown_timeout_s)

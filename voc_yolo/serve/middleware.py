@@ -10,11 +10,13 @@ from .metrics import Metrics
 from .limits import Refusal, reason_of
 
 # %% auto #0
-__all__ = ['SECURITY_HEADERS', 'deadline_receive', 'Guard']
+__all__ = ['CSP', 'SECURITY_HEADERS', 'deadline_receive', 'Guard']
 
 # %% ../../nbs/10g_serve_middleware.ipynb #0c72d0f4
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; connect-src 'self'; "
+       "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")  # scripts from files of this origin only
 SECURITY_HEADERS = [(b'x-content-type-options', b'nosniff'), (b'x-frame-options', b'DENY'),  # no MIME sniffing, no framing
-                    (b'content-security-policy', b"frame-ancestors 'none'"), (b'referrer-policy', b'no-referrer')]
+                    (b'content-security-policy', CSP.encode()), (b'referrer-policy', b'no-referrer')]
 
 def deadline_receive(receive, seconds:float):
     "`receive`, raising a 408 `Refusal` when the body has not arrived in full `seconds` after the first call."

@@ -4,10 +4,11 @@
 
 # %% ../../nbs/10e_serve_schemas.ipynb #e9a36308
 from __future__ import annotations
+from typing import Literal
 from pydantic import BaseModel
 
 # %% auto #0
-__all__ = ['Detection', 'ImageResult', 'PredictResponse', 'ModelInfo', 'DriftFeature', 'DriftReport']
+__all__ = ['Detection', 'ImageResult', 'PredictResponse', 'ModelInfo', 'FailedModel', 'DriftFeature', 'DriftReport']
 
 # %% ../../nbs/10e_serve_schemas.ipynb #f16bc284
 class Detection(BaseModel):
@@ -43,6 +44,12 @@ class ModelInfo(BaseModel):
     threads: int  # CPU threads per inference
     max_batch: int  # most images per inference
     drift_reference: bool = False  # it has a drift reference: GET /drift/{name}
+    state: Literal['ready'] = 'ready'
+
+class FailedModel(BaseModel):
+    name: str
+    state: Literal['failed'] = 'failed'
+    error: str  # why it did not load
 
 class DriftFeature(BaseModel):
     test: str  # ks | chisquare

@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     threads: int = Field(1, ge=1, description='CPU threads per inference (streams × threads should not exceed the cores)')
     max_batch: int = Field(8, ge=1, description='most images one inference takes when requests wait together (1: no micro-batching)')
     max_queue: int = Field(64, ge=1, description='predict requests in flight; beyond this the service answers 503')
+    keep_loaded: int = Field(2, ge=1, description='versions of one model kept in memory: the newest, and older ones that requests in '
+                                                  'flight may hold (older versions are unloaded; their files stay)')
     drift_window: int = Field(500, ge=1, description='recent images per model kept for the drift tests (bounded memory)')
     drift_min_images: int = Field(30, ge=1, description='fewer images in the window: /drift answers "not enough data"')
     drift_alpha: float = Field(0.05, gt=0, lt=1,

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/10d_serve_store.ipynb #6fed5d81
 from __future__ import annotations
-import dataclasses, json, os, shutil, threading, uuid
+import collections, dataclasses, json, os, shutil, threading, uuid
 from pathlib import Path
 from fastapi import Request
 from ..runtime import Predictor, MicroBatcher
@@ -41,7 +41,8 @@ class ModelStore:
     "Every served model by name (its newest version); uploads land in `<root>/<name>/<version>/`, never overwriting one."
     def __init__(self, s:Settings, metrics:Metrics|None=None):
         self.s, self.root, self.models, self._lock, self.m = s, Path(s.models), {}, threading.Lock(), metrics or Metrics()
-        self.ready, self.error = False, None  # what /ready reports
+        self.ready, self.error, self.failed = False, None, {}  # what /ready reports; failed: {name: why it did not load}
+        self.retired = collections.defaultdict(collections.deque)  # older versions still loaded, per name (requests may hold them)
 
     def _predictor(self, path:Path)->Predictor:
         return Predictor(path, threads=self.s.threads, streams=self.s.n_streams).warmup()
@@ -56,20 +57,31 @@ class ModelStore:
     def close(self, timeout:float=60):
         "Stop every model's inference threads, once a load still in progress has finished (a backend torn down mid-load aborts)."
         if getattr(self, '_loader', None): self._loader.join(timeout)
-        for m in self.models.values(): m.batcher.close()
+        for m in [*self.models.values(), *(r for q in self.retired.values() for r in q)]: m.batcher.close()
+
+    def _load_one(self, name:str, version:int, origin:str, path:Path, map50:float|None=None):
+        "Load one model; a failure is recorded with its reason and never stops the others."
+        try: self.models[name] = self._served(name, version, origin, self._predictor(path), map50); self.failed.pop(name, None)
+        except Exception as e: self.failed[name] = f'{path}: {type(e).__name__}: {e}'[:500]  # noqa: BLE001 - any backend error
 
     def load(self)->ModelStore:
-        "Load and warm up the pipeline's model and the newest version of every uploaded one."
+        "Load and warm up the pipeline's model and the newest version of every uploaded one; each that fails is in `failed`."
         deploy = Path(self.s.deploy)
         if deploy.exists():
             meta = deploy.with_suffix('.json')
-            map50 = json.loads(meta.read_text()).get('mAP50') if meta.is_file() else None
-            self.models['deploy'] = self._served('deploy', 1, 'pipeline', self._predictor(deploy), map50)
+            self._load_one('deploy', 1, 'pipeline', deploy, json.loads(meta.read_text()).get('mAP50') if meta.is_file() else None)
+        else: self.failed['deploy'] = f'{deploy}: no such model (VOC_YOLO_DEPLOY)'
         for d in sorted(self.root.iterdir()) if self.root.is_dir() else []:
             named = NAME.fullmatch(d.name) and d.is_dir()
             versions = sorted(int(v.name) for v in d.iterdir() if v.is_dir() and v.name.isdigit()) if named else []
-            if versions: self.models[d.name] = self._served(d.name, versions[-1], 'upload', self._predictor(d/str(versions[-1])))
+            if versions: self._load_one(d.name, versions[-1], 'upload', d/str(versions[-1]))
         return self
+
+    def _retire(self, old:ServedModel|None):
+        "Keep the replaced version loaded for requests that hold it; unload the oldest beyond `keep_loaded` versions per name."
+        if old is None: return
+        q = self.retired[old.name]; q.append(old)
+        while len(q) > self.s.keep_loaded - 1: q.popleft().batcher.close()  # its files stay on disk
 
     def load_in_background(self)->threading.Thread:
         "`load` in a thread of its own, so the server answers (/health, and /ready with 503) while models warm up."
@@ -104,7 +116,8 @@ class ModelStore:
                 (self.root/name).mkdir(exist_ok=True)
                 os.rename(tmp, self.root/name/str(version))  # atomic: a reader sees no folder or a complete one
                 pred.file = self.root/name/str(version)/pred.file.name
-                self.models[name] = served = self._served(name, version, 'upload', pred)  # the old version's threads idle on
+                old, self.models[name] = self.models.get(name), self._served(name, version, 'upload', pred)
+                served = self.models[name]; self.failed.pop(name, None); self._retire(old)
             return served
         finally: shutil.rmtree(tmp, ignore_errors=True)
 
