@@ -49,7 +49,7 @@ def test_every_attack_is_refused_with_its_reason_at_bounded_cost(deployed, tmp_p
 
 
 def test_a_short_soak_serves_every_valid_request_while_attacks_rotate(deployed, tmp_path):
-    s = hostile('soak', deployed, tmp_path, '--seconds 20 --warmup 5 --clients 2')
+    s = hostile('soak', deployed, tmp_path, '--seconds 20 --warmup 10 --clients 2')  # warm-up: two rounds of attacks
     print({k: v for k, v in s.items() if k != 'rss_mb'})
     assert s['valid_requests'] > 50 and s['valid_failed'] == 0, s
     assert s['attacks'] >= len(EXPECTED) and not [st for st in s['attack_statuses'] if st in ('200', '201', '500')], s

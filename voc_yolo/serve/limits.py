@@ -46,7 +46,7 @@ def image_size(data:bytes, # the file as uploaded
     try:
         with pil_open(io.BytesIO(data), formats=list(DECODABLE)[:4]) as im: return DECODABLE[im.format], *im.size
     except Image.DecompressionBombError as e:  # over PIL's own limit (2 × 89.5 Mpx), far over any sane budget
-        raise Refusal(f"{name}: {e}; the limit here is VOC_YOLO_MAX_PIXELS", 413, 'image_too_large') from None
+        raise Refusal(f"{name}: {e}; refused before decoding (the limit here: VOC_YOLO_MAX_PIXELS)", 413, 'image_too_large') from None
     except Exception:  # noqa: BLE001 - PIL raises several types for files it cannot identify
         raise Refusal(f"{name}: not a {ALLOWED} image (it starts with {data[:8]!r}); other formats are not decoded here", 415,
                       'unsupported_format') from None
