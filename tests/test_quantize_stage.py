@@ -18,13 +18,14 @@ def test_dvc_repro_through_profile_and_quantize(tiny_run):
 
 
 def test_quantize_errors_name_the_problem(repo_copy):
-    pm = 'papermill nbs/stages/quantize.ipynb out.ipynb -f params/quantize.yaml'
-    cases = {"-p weights models/none.pt": "train a model first (dvc repro train)",
-             "-p calib_images 0": "needs at least one calibration image",
-             "-y 'backends: [tensorrt]'": "['tensorrt'] not supported"}
-    for args, msg in cases.items():
-        r = run(f'{pm} {args}', repo_copy, check=False)
-        assert r.returncode != 0 and msg in r.stdout + r.stderr, (args, (r.stdout + r.stderr)[-2000:])
+    "Through the stage notebook (papermill) once, and through `voc-yolo quantize`, which calls the same function, for the rest."
+    cases = {"papermill nbs/stages/quantize.ipynb out.ipynb -f params/quantize.yaml -p weights models/none.pt":
+             "train a model first (dvc repro train)",
+             "voc-yolo quantize --set calib_images=0": "needs at least one calibration image",
+             "voc-yolo quantize --set 'backends=[tensorrt]'": "['tensorrt'] not supported"}
+    for cmd, msg in cases.items():
+        r = run(cmd, repo_copy, check=False)
+        assert r.returncode != 0 and msg in r.stdout + r.stderr, (cmd, (r.stdout + r.stderr)[-2000:])
 
 
 def test_no_backend_passes_the_roof_of_its_precision(tiny_run):

@@ -14,7 +14,7 @@ from .metrics import Metrics
 from .uploads import UploadError
 from .store import ModelStore, UnknownModel
 from .middleware import Guard
-from .limits import Refusal, reason_of, header_timeout_protocol
+from .limits import Refusal, reason_of, header_timeout_protocol, return_large_buffers
 from .routers import models, predict, upload, drift, pages
 from .routers.predict import Predictions
 
@@ -59,6 +59,7 @@ def serve(host:str='127.0.0.1', # interface to listen on (0.0.0.0 in a container
     # uvicorn drains on SIGTERM, then raises the signal again with the handler it found; make that one a no-op, so
     # a graceful stop (docker stop, a rolling update) exits 0 instead of dying by the signal
     signal.signal(signal.SIGTERM, lambda *_: None)
+    return_large_buffers()  # request bodies and images go back to the OS when freed (a flat RSS under load)
     uvicorn.run(create_app(s), host=host, port=port, access_log=access_log, log_level='info',
                 http=header_timeout_protocol(s.header_timeout_s),
                 limit_concurrency=s.max_connections, timeout_keep_alive=s.keep_alive_s, timeout_graceful_shutdown=s.shutdown_timeout_s)

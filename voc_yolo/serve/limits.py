@@ -9,7 +9,8 @@ from ..core import pil_open
 from ..runtime import ImageError
 
 # %% auto #0
-__all__ = ['REASONS', 'DECODABLE', 'ALLOWED', 'Refusal', 'reason_of', 'image_size', 'check_images', 'header_timeout_protocol']
+__all__ = ['REASONS', 'DECODABLE', 'ALLOWED', 'Refusal', 'reason_of', 'image_size', 'check_images', 'header_timeout_protocol',
+           'return_large_buffers']
 
 # %% ../../nbs/10_serve_limits.ipynb #85f52e1c
 REASONS = ('length_required', 'body_too_large', 'body_timeout', 'not_multipart', 'bad_multipart', 'too_many_parts', 'part_too_large',
@@ -84,3 +85,13 @@ def header_timeout_protocol(seconds:float, # how long a request line and its hea
                 self.logger.info(f"closing a connection whose request headers took over {seconds} s (VOC_YOLO_HEADER_TIMEOUT_S)")
                 self.transport.close()
     return SlowHeaderTimeout
+
+# %% ../../nbs/10_serve_limits.ipynb #70d4da23
+def return_large_buffers(threshold:int=2**20, # bytes: larger allocations are mmapped, and unmapped when freed
+                        )->bool:
+    "Fix glibc's mmap threshold (no dynamic raise), so large request buffers go back to the OS when freed; False elsewhere."
+    import ctypes, ctypes.util
+    try: libc = ctypes.CDLL(ctypes.util.find_library('c') or 'libc.so.6')
+    except OSError: return False
+    mallopt = getattr(libc, 'mallopt', None)  # glibc; musl and macOS have none
+    return bool(mallopt and mallopt(-3, threshold))  # -3: M_MMAP_THRESHOLD
