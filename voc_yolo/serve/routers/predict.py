@@ -38,8 +38,9 @@ class Predictions:
         s = self.s
         return multipart_files(body, content_type, max_files=s.max_images, max_parts=s.max_parts, max_part_bytes=int(s.max_part_mb * 2**20))
 
-    def prepare(self, model:ServedModel, data:list)->list:
-        "In a decode thread: check the pixel budgets on the headers, then decode and letterbox every image; its drift features."
+    def prepare(self, model:ServedModel, body:bytes, content_type:str)->list:
+        "In a decode thread: parse, check the pixel budgets on the headers, then decode and letterbox every image; drift features."
+        data = self.parse(body, content_type)
         check_images(data, self.s.max_pixels, self.s.max_request_pixels)  # before any pixel is decoded
         return [(name, img, model.predictor.prepare(img),
                  model.drift and (image_features(img), hashlib.blake2b(raw, digest_size=16).digest()))
@@ -71,8 +72,7 @@ class Predictions:
         self.admit()
         try:
             t = time.perf_counter()
-            data = await loop.run_in_executor(self.pool, self.parse, body, content_type)  # off the event loop
-            prepared = await loop.run_in_executor(self.pool, self.prepare, model, data)
+            prepared = await loop.run_in_executor(self.pool, self.prepare, model, body, content_type)  # off the event loop
             results = await asyncio.gather(*(asyncio.wrap_future(model.batcher.submit(p.x, finisher(model, name, p, conf, iou, max_det)))
                                              for name, _, p, _ in prepared))
         finally: self.release()
