@@ -18,8 +18,8 @@ def test_sweep_imgsz_from_the_baseline_reaches_every_stage_and_compares(tiny_run
 
     try:  # a 2-point grid up to the stages that read the size; imgsz=64 is the baseline's run, which DVC's run-cache restores
         t = time.perf_counter()  # (loadtest and report, downstream and size-agnostic, would add 90 s here)
-        r = run("voc-yolo sweep -S 'params/train.yaml:imgsz=64,96' --jobs 2 --no-compare evaluate profile quantize", repo)
-        print(f'\nsweep of 2 experiments (prepare, train, evaluate, profile, quantize; 2 workers): {time.perf_counter() - t:.0f} s')
+        r = run("voc-yolo sweep -S 'params/train.yaml:imgsz=64,96' --no-compare evaluate profile quantize", repo)
+        print(f'\nsweep of 2 experiments (prepare, train, evaluate, profile, quantize; 1 worker): {time.perf_counter() - t:.0f} s')
     finally:
         run('dvc queue stop', repo, check=False)  # no worker outlives the test (sweep stops idle ones too)
     assert r.stdout.count(': Success') == 2, r.stdout
