@@ -88,13 +88,20 @@ def slow_headers(url):
     return dict(status=f'closed after {time.perf_counter() - t:.1f} s', detail=got.decode(errors='replace')[:40])
 
 
+def read_answer(sock):
+    "Everything the server sends until it closes the connection (an answer may come in several segments)."
+    chunks = []
+    while chunk := sock.recv(4096): chunks.append(chunk)
+    return b''.join(chunks).decode(errors='replace')
+
+
 def slow_body(url):
     "Announce a 1000-byte body, send 10 bytes, then nothing."
     host, port = url.split('//')[1].split(':')
     s = socket.create_connection((host, int(port))); s.settimeout(15); t = time.perf_counter()
     s.sendall(b'POST /predict/deploy HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n'
               b'Content-Length: 1000\r\n\r\n--b\r\nConte')
-    try: got = s.recv(4096).decode(errors='replace')
+    try: got = read_answer(s)
     except TimeoutError: return dict(status='no answer after 15 s', detail='the request was held')
     finally: s.close()
     status = got.split(' ')[1] if got.startswith('HTTP/') else 'closed'
