@@ -21,7 +21,7 @@ import cv2, yaml
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['QUANT_BACKENDS', 'QuantizeParams', 'check_quantize_params', 'letterbox_batch', 'calibration_batch',
+__all__ = ['QUANT_BACKENDS', 'PRECISION_ORDER', 'QuantizeParams', 'check_quantize_params', 'letterbox_batch', 'calibration_batch',
            'head_decode_nodes', 'copy_onnx_metadata', 'ort_static_int8', 'ov_xml', 'ov_precision_forced',
            'measure_variants', 'choose_deployment', 'add_ratios', 'front_variants', 'pareto_plot', 'ov_from_onnx',
            'build_variants', 'write_drift_reference', 'quantize']
@@ -147,18 +147,31 @@ def measure_variants(variants:list[dict], # name, backend, path, runner=(make, p
                          size_mb=_size_mb(Path(v['path'])),
                          mAP50=m['metrics/mAP50(B)'], **{'mAP50-95': m['metrics/mAP50-95(B)']}))
     per_round = max(1, p.repeats // rounds)
-    samples = [np.concatenate(x) for x in zip(*[[time_calls(c, 0, per_round) for c in calls] for _ in range(rounds)])]
-    for r, ms in zip(rows, samples):
-        s = latency_summary(ms); r.update(median_ms=s['median_ms'], p90_ms=s['p90_ms'])
+    timed = [[time_calls(c, 0, per_round) for c in calls] for _ in range(rounds)]  # rounds × variants, interleaved
+    for j, r in enumerate(rows):
+        s = latency_summary(np.concatenate([t[j] for t in timed]))
+        r.update(median_ms=s['median_ms'], p90_ms=s['p90_ms'], rounds_ms=[round(float(np.median(t[j])), 4) for t in timed])
         get_logger().info(f"{r['variant']:22s} {r['precision']:5s} mAP50 {r['mAP50']:.4f}  median {r['median_ms']:.3f} ms")
     return add_ratios(rows)
 
 # %% ../nbs/06_quantize.ipynb #4848da8a
+PRECISION_ORDER = {'int8': 0, 'fp16': 1, 'bf16': 1, 'fp32': 2}  # the tie-break: lower precision first
+
 def choose_deployment(rows:list[dict], reference:str='torch-fp32', budget:float=0.01)->dict:
-    "The fastest row within `budget` mAP50 of the `reference` row."
+    """Among the rows within `budget` mAP50 of the `reference`: the fastest, if it beats each other by more than the spread
+    of its own rounds; else, among those it does not beat, lower precision first, then the smaller file, then the name.
+    The row, with `decision`: the rule that decided, the fastest, its spread and the tied variants."""
     ref = next(r for r in rows if r['variant'] == reference)
-    ok = [r for r in rows if r['mAP50'] >= ref['mAP50'] - budget and r['variant'] != reference]
-    return min(ok, key=lambda r: (r['median_ms'], -r['mAP50']))
+    ok = sorted((r for r in rows if r['mAP50'] >= ref['mAP50'] - budget and r['variant'] != reference),
+                key=lambda r: (r['median_ms'], -r['mAP50']))
+    fastest, rounds = ok[0], ok[0].get('rounds_ms') or []
+    spread = max(rounds) - min(rounds) if rounds else 0.0
+    tied = [r for r in ok if r['median_ms'] - fastest['median_ms'] <= spread]
+    chosen = min(tied, key=lambda r: (PRECISION_ORDER.get(r.get('precision'), 9), r.get('size_mb', 0), r['variant']))
+    rule = ('fastest by more than the spread of its rounds' if len(tied) == 1 else
+            'within the spread of the fastest: lower precision, then smaller file, then name')
+    return {**chosen, 'decision': dict(rule=rule, fastest=fastest['variant'], spread_ms=round(spread, 4),
+                                       tied=[r['variant'] for r in tied])}
 
 def add_ratios(rows:list[dict])->list[dict]:
     "Each row's latency relative to ONNX Runtime FP32 and to OpenVINO's default compile, where those were measured."
@@ -257,7 +270,8 @@ def quantize(p:QuantizeParams, # the stage's parameters
     deploy.update(imgsz=p.imgsz, classes=len(meta['names']))
     write_drift_reference(dst, p.dataset_yaml, data, threads)  # what the service's /drift compares its recent requests with
     variants = {r['variant']: {k: v for k, v in r.items() if k not in ('variant', 'path')} for r in rows}
-    metrics = dict(deployed=deploy['variant'], imgsz=p.imgsz, calib_images=len(calib), threads=threads, variants=variants)
+    metrics = dict(deployed=deploy['variant'], decision=chosen['decision'], imgsz=p.imgsz, calib_images=len(calib), threads=threads,
+                   variants=variants)
     for path, obj in ((p.deploy_json, deploy), (p.metrics_path, metrics)):
         write_json(obj, abs_path(path))
     write_csv([{k: v for k, v in r.items() if k != 'path'} for r in rows], abs_path(p.variants_csv))
