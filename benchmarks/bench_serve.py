@@ -6,7 +6,8 @@ file, the same JPEGs and the same cores, in one run.
   (b) `voc-yolo serve` with those settings, at 1, 4 and 16 concurrent clients;
   (c) the seed pattern, FastAPI calling `ultralytics.YOLO(<same file>).predict` per request (benchmarks/bench_serve_seed.py).
 The clients are closed loops (each sends its next request when the last answer arrived) over keep-alive
-connections, from one asyncio process. Prints requests/s, p50 and p99 per setup, and the ratios at 16 clients.
+connections, from one asyncio process. Prints requests/s, p50 and p99 per setup, the ratios at 1 and 16 clients,
+the in-process latency of one image alone, and where (b)'s milliseconds went (the medians of its Server-Timing headers).
 Setups are measured in interleaved rounds (the machine's load drifts) and medians printed.
 `--imgsz 640` exports models/best.pt at 640 px (OpenVINO, its default precision) and measures that instead.
 Usage: python benchmarks/bench_serve.py [--model models/deploy] [--seconds 8] [--imgsz 640]
@@ -44,7 +45,7 @@ def multipart(path: str, name: str, data: bytes) -> bytes:
 
 async def closed_loop(port: int, requests_: list, clients: int, seconds: float) -> dict:
     "`clients` connections each sending its next request as soon as the last answer arrived, for `seconds`."
-    lat, codes = [], []
+    lat, codes, phases = [], [], {}
     async def client(k):
         reader, writer = await asyncio.open_connection('127.0.0.1', port)
         i = k
@@ -53,12 +54,15 @@ async def closed_loop(port: int, requests_: list, clients: int, seconds: float) 
             head = await reader.readuntil(b'\r\n\r\n')
             await reader.readexactly(int(re.search(rb'(?i)content-length: *(\d+)', head).group(1)))
             lat.append(time.perf_counter() - t); codes.append(int(head[9:12]))
+            if st := re.search(rb'(?i)server-timing: *([^\r]+)', head):
+                for phase, ms in (kv.split(';dur=') for kv in st.group(1).decode().split(', ')):
+                    phases.setdefault(phase, []).append(float(ms))
         writer.close()
     end = time.perf_counter() + seconds; t0 = time.perf_counter()
     await asyncio.gather(*(client(k) for k in range(clients)))
     ms = np.array(lat) * 1e3
     return dict(rps=len(lat) / (time.perf_counter() - t0), p50=float(np.percentile(ms, 50)), p99=float(np.percentile(ms, 99)),
-                errors=sum(c != 200 for c in codes), n=len(lat))
+                errors=sum(c != 200 for c in codes), n=len(lat), phases={k: float(np.median(v)) for k, v in phases.items()})
 
 
 def load(port: int, path: str, jpegs: list, clients: int, seconds: float) -> dict:
@@ -82,6 +86,15 @@ def in_process(model: Path, jpegs: list, streams: int, threads: int, max_batch: 
     with ThreadPoolExecutor(feeders) as ex: list(ex.map(work, range(feeders)))
     batcher.close()
     return dict(rps=sum(counts) / (time.perf_counter() - t0), streams=streams, threads=threads, max_batch=max_batch)
+
+
+def single_image_ms(model: Path, jpegs: list, threads: int, n: int = 300) -> float:
+    "Median ms to decode, letterbox, infer and NMS one image alone, in process, on `threads` threads: what one client waits at best."
+    from voc_yolo.runtime import Predictor, decode_image
+    pred, ms = Predictor(model, threads=threads, streams=1).warmup(), []
+    for i in range(n):
+        t = time.perf_counter(); pred.predict_one(decode_image(jpegs[i % len(jpegs)])); ms.append((time.perf_counter() - t) * 1e3)
+    return statistics.median(ms)
 
 
 def wait_ready(url: str, proc, timeout: float = 120):
@@ -149,6 +162,7 @@ def main():
     runs = {}
     try:
         for _ in range(a.rounds):
+            runs.setdefault('single', []).append(single_image_ms(model, jpegs, cores))
             r = in_process(model, jpegs, best['streams'], best['threads'], best['max_batch'], a.seconds)
             runs.setdefault('(a) in process', []).append(r)
             for c in clients:
@@ -163,10 +177,26 @@ def main():
         for c in clients:
             rs = runs[(name, c)]
             print(f"{name:24s} {c:7d} {med(rs, 'rps'):8.1f} {med(rs, 'p50'):8.2f} {med(rs, 'p99'):8.2f} {sum(r['errors'] for r in rs):6d}")
-    top = max(clients); A = med(runs['(a) in process'], 'rps')
+    print_phases(runs, clients)
+    top, one = max(clients), min(clients); A = med(runs['(a) in process'], 'rps')
     B, C = med(runs[('(b) voc-yolo serve', top)], 'rps'), med(runs[('(c) seed: YOLO.predict', top)], 'rps')
+    B1, C1 = med(runs[('(b) voc-yolo serve', one)], 'rps'), med(runs[('(c) seed: YOLO.predict', one)], 'rps')
+    single, p50 = statistics.median(runs['single']), med(runs[('(b) voc-yolo serve', one)], 'p50')
     errors = {k: sum(r['errors'] for key, rs in runs.items() if key[0].startswith(k) for r in rs) for k in ('(b)', '(c)')}
-    print(f"\nat {top} clients: (b)/(a) = {B / A:.2f}, (b)/(c) = {B / C:.2f}; errors (b) {errors['(b)']}, (c) {errors['(c)']}")
+    print(f"\nin process, one image alone on {cores} threads: {single:.2f} ms; "
+          f"(b) p50 at {one} client: {p50:.2f} ms (+{p50 - single:.2f} ms)")
+    print(f"at {top} clients: (b)/(a) = {B / A:.2f}, (b)/(c) = {B / C:.2f}; at {one} client: (b)/(c) = {B1 / C1:.2f}; "
+          f"errors (b) {errors['(b)']}, (c) {errors['(c)']}")
+
+
+def print_phases(runs: dict, clients: list):
+    "Where (b)'s milliseconds went: the median of each Server-Timing phase, per client count (medians over rounds)."
+    rows = {c: [r['phases'] for r in runs[('(b) voc-yolo serve', c)] if r['phases']] for c in clients}
+    if not any(rows.values()): return print('\n(b) sent no Server-Timing header')
+    names = list(dict.fromkeys(k for rs in rows.values() for r in rs for k in r))
+    print(f"\n(b)'s Server-Timing, median ms per request\n{'clients':>7s} " + ' '.join(f'{n:>9s}' for n in names))
+    for c, rs in rows.items():
+        print(f'{c:7d} ' + ' '.join(f"{statistics.median(r.get(n, 0) for r in rs):9.3f}" for n in names))
 
 
 if __name__ == '__main__':

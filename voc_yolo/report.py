@@ -20,7 +20,7 @@ from .figures import learning_curves, roofline_figure, serving_figure
 # %% auto #0
 __all__ = ['PACKAGES', 'ReportParams', 'git_state', 'locked_versions', 'package_table', 'run_identity', 'notebook_html',
            'Missing', 'read_json', 'read_csv', 'safe', 'identity_section', 'data_section', 'training_section',
-           'eval_section', 'profile_section', 'quantize_section', 'stages_section', 'serving_section',
+           'eval_section', 'profile_section', 'decision_line', 'quantize_section', 'stages_section', 'serving_section',
            'experiments_link', 'render_report']
 
 # %% ../nbs/07_report.ipynb #eded438b
@@ -179,11 +179,18 @@ def profile_section(p:ReportParams, root:Path)->list[str]:
             table(roofs), f'<p>{html.escape(prof["roof_method"])}</p>', table(lat),
             chart if isinstance(chart, str) else fig_img(chart, 'share of the roof of each precision')]
 
+def decision_line(why:dict|None)->str:
+    "Why the deployed variant won: the rule that decided, the fastest and the spread of its rounds, the variants within it."
+    if not why: return ''
+    tied = ', '.join(html.escape(v) for v in why['tied'])
+    return (f'<p id="decision">Decided by: {html.escape(why["rule"])}. Fastest: {html.escape(why["fastest"])}, whose interleaved '
+            f'rounds spread over {why["spread_ms"]} ms; within that spread: {tied}.</p>')
+
 def quantize_section(p:ReportParams, root:Path)->list[str]:
     q, d = read_json(abs_path(p.quantize_metrics, root)), read_json(abs_path(p.deploy_json, root))
     pareto = abs_path(p.quantize_figures, root)/'pareto.png'
     return [f'<p class="headline">Deployed: <b id="deployed">{html.escape(d["variant"])}</b> ({d["backend"]}, {d["precision"]}), '
-            f'mAP50 {d["mAP50"]}, {d["median_ms"]} ms per image at batch 1.</p>',
+            f'mAP50 {d["mAP50"]}, {d["median_ms"]} ms per image at batch 1.</p>', decision_line(q.get('decision')),
             table(pd.DataFrame(q['variants']).T), png_img(pareto, 'accuracy against latency') if pareto.exists() else '']
 
 def stages_section(pages:list[Path], out_dir:Path)->list[str]:

@@ -4,9 +4,14 @@
 
 # %% ../../nbs/10_serve_app.ipynb #ac2136bd
 from __future__ import annotations
+import re
 from contextlib import asynccontextmanager
+from types import SimpleNamespace
+from urllib.parse import parse_qsl
 from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from .. import __version__
 from ..runtime import ImageError
 from .settings import Settings, load_settings
@@ -16,16 +21,46 @@ from .store import ModelStore, UnknownModel
 from .middleware import Guard
 from .limits import Refusal, reason_of, header_timeout_protocol, return_large_buffers
 from .routers import models, predict, upload, drift, pages
-from .routers.predict import Predictions
+from .routers.predict import Predictions, PredictQuery
 
 # %% auto #0
-__all__ = ['refusal', 'create_app', 'serve']
+__all__ = ['REFUSED', 'PREDICT', 'ROUTES', 'refusal', 'predict_fast_path', 'App', 'create_app', 'serve']
 
 # %% ../../nbs/10_serve_app.ipynb #1bdb1815
 def refusal(request:Request, e:Exception)->JSONResponse:
     "A request the service refuses (over a budget, a bad image or upload, an unknown model): its status and why; its reason for `Guard`."
     if request is not None: request.state.refusal = reason_of(e)  # Guard counts it by this reason
     return JSONResponse({'detail': str(e)}, e.status, headers=getattr(e, 'headers', None))
+
+REFUSED = (Refusal, ImageError, UploadError, UnknownModel)  # the errors that carry their own status
+
+PREDICT = re.compile(r'/predict(?:/(?P<model_name>[^/]+))?')  # POST /predict and /predict/{model_name}: the fast path
+ROUTES = {path: SimpleNamespace(path=path) for path in ('/predict', '/predict/{model_name}')}  # what Guard labels its metrics with
+
+def predict_fast_path(app, # the rest of the ASGI stack
+                      preds:Predictions, # the predict machinery
+                     ):
+    "ASGI: POST /predict[/{model_name}] answered by the same route function, past Starlette's routing and layers; the rest to `app`."
+    async def asgi(scope, receive, send):
+        hit = scope['type'] == 'http' and scope['method'] == 'POST' and PREDICT.fullmatch(scope['path'])
+        if not hit: return await app(scope, receive, send)
+        name = hit['model_name']; scope['route'] = ROUTES['/predict/{model_name}' if name else '/predict']
+        request = Request(scope, receive)
+        try:
+            q = PredictQuery.model_validate(dict(parse_qsl(scope['query_string'].decode('latin-1'))))
+            response = await predict.predict(name or 'deploy', request, q, preds)
+        except ValidationError as e:  # the answer FastAPI gives for a query it cannot validate
+            errors = [{**err, 'loc': ['query', *err['loc']]} for err in e.errors(include_url=False)]
+            response = JSONResponse({'detail': jsonable_encoder(errors)}, 422)
+        except REFUSED as e: response = refusal(request, e)
+        await response(scope, receive, send)
+    return asgi
+
+class App(FastAPI):
+    "FastAPI with `Guard` outermost, and inside it the predict fast path in front of Starlette's own stack."
+    def build_middleware_stack(self):
+        s, inner = self.state.settings, predict_fast_path(super().build_middleware_stack(), self.state.predictions)
+        return Guard(inner, self.state.metrics, max_body=int(s.max_body_mb * 2**20), body_timeout=s.body_timeout_s)
 
 def create_app(s:Settings|None=None, # the settings (default: from VOC_YOLO_* environment variables)
               )->FastAPI:
@@ -39,11 +74,10 @@ def create_app(s:Settings|None=None, # the settings (default: from VOC_YOLO_* en
         yield
         preds.close(); store.close()
 
-    app = FastAPI(title='voc_yolo', version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,  # /docs: routers.pages
+    app = App(title='voc_yolo', version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,  # /docs: routers.pages
                   description='YOLOv8 detectors trained on PASCAL VOC, served from ONNX Runtime or OpenVINO.')
-    app.add_middleware(Guard, metrics=m, max_body=int(s.max_body_mb * 2**20), body_timeout=s.body_timeout_s)
     app.state.settings, app.state.store, app.state.metrics, app.state.predictions = s, store, m, preds
-    for exc in (Refusal, ImageError, UploadError, UnknownModel): app.add_exception_handler(exc, refusal)
+    for exc in REFUSED: app.add_exception_handler(exc, refusal)
     for r in (models.router, predict.router, upload.router, drift.router, pages.router): app.include_router(r)
     return app
 

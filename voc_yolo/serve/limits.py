@@ -4,13 +4,13 @@
 
 # %% ../../nbs/10_serve_limits.ipynb #71338880
 from __future__ import annotations
-import io
+import io, threading, time
 from ..core import pil_open
 from ..runtime import ImageError
 
 # %% auto #0
-__all__ = ['REASONS', 'DECODABLE', 'ALLOWED', 'Refusal', 'reason_of', 'image_size', 'check_images', 'header_timeout_protocol',
-           'return_large_buffers']
+__all__ = ['REASONS', 'DECODABLE', 'ALLOWED', 'Refusal', 'reason_of', 'image_size', 'check_images', 'TokenBucket',
+           'header_timeout_protocol', 'return_large_buffers']
 
 # %% ../../nbs/10_serve_limits.ipynb #85f52e1c
 REASONS = ('length_required', 'body_too_large', 'body_timeout', 'not_multipart', 'bad_multipart', 'too_many_parts', 'part_too_large',
@@ -66,6 +66,21 @@ def check_images(files:list[tuple[str, bytes]], # (name, bytes) of one request
         if total > max_request_pixels: raise Refusal(f"the request's images hold {total:,} pixels by {name}, over the limit of "
             f"{max_request_pixels:,} per request (VOC_YOLO_MAX_REQUEST_PIXELS); send fewer or smaller images", 413, 'too_many_pixels')
     return total
+
+# %% ../../nbs/10_serve_limits.ipynb #84fdc502
+class TokenBucket:
+    "At most `rate` takes a second on average, and `rate` at once (a second's burst, at least one); rate 0: no limit."
+    def __init__(self, rate:float, clock=time.monotonic):
+        self.rate, self.clock, self.size = rate, clock, max(rate, 1.0)
+        self.tokens, self.t, self._lock = self.size, clock(), threading.Lock()
+
+    def take(self)->bool:
+        "True, and one token fewer, if one is there; False (and nothing taken) otherwise."
+        if not self.rate: return True
+        with self._lock:
+            now = self.clock(); self.tokens = min(self.size, self.tokens + (now - self.t) * self.rate); self.t = now
+            if self.tokens < 1: return False
+            self.tokens -= 1; return True
 
 # %% ../../nbs/10_serve_limits.ipynb #84c6a166
 def header_timeout_protocol(seconds:float, # how long a request line and its headers may take to arrive

@@ -28,6 +28,8 @@ class Metrics:
         self.batch = Histogram('voc_yolo_request_images', 'Images per predict request', ['model'], buckets=(1, 2, 4, 8, 16, 32), registry=r)
         self.batched = Histogram('voc_yolo_inference_batch_images', 'Images per inference (micro-batches)', ['model'],
                                  buckets=(1, 2, 4, 8, 16, 32), registry=r)
+        self.phase = Histogram('voc_yolo_request_phase_seconds', 'Predict requests: time in each phase (serve.timing.PHASES)', ['phase'],
+                               buckets=(.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1), registry=r)
         self.images = Counter('voc_yolo_images_total', 'Images predicted', ['model'], registry=r)
         self.detections = Counter('voc_yolo_detections_total', 'Detections returned', ['model', 'class_name'], registry=r)
         self.models = Gauge('voc_yolo_models_loaded', 'Models loaded and warmed up', registry=r)
@@ -42,6 +44,8 @@ class Metrics:
                                  'reference)', ['model', 'feature'], registry=r)
         self.drift = Gauge('voc_yolo_drift_detected', 'Drift per feature: 1 when its p-value is below the Bonferroni-corrected alpha',
                            ['model', 'feature'], registry=r)
+        self.drift_sampled_out = Counter('voc_yolo_drift_sampled_out_total', 'Images answered but left out of the drift window '
+                                         '(over VOC_YOLO_DRIFT_MAX_RATE)', ['model'], registry=r)
         self.drift_images = Gauge('voc_yolo_drift_window_images', 'Images in the drift window', ['model'], registry=r)
         self._drift_lock = threading.Lock()
 
@@ -59,6 +63,6 @@ class Metrics:
 
     def text(self)->bytes: return generate_latest(self.registry)
 
-def get_metrics(request:Request)->Metrics:
+async def get_metrics(request:Request)->Metrics:
     "The app's metrics (a FastAPI dependency)."
     return request.app.state.metrics

@@ -40,6 +40,7 @@ class Guard:
     async def __call__(self, scope, receive, send):
         if scope['type'] != 'http': return await self.app(scope, receive, send)
         t, status, own = time.perf_counter(), [500], None
+        scope.setdefault('state', {})['t0'] = t  # where a route's Server-Timing starts
         async def send_status(msg):
             if msg['type'] == 'http.response.start':
                 status[0] = msg['status']; msg = {**msg, 'headers': [*msg.get('headers', []), *SECURITY_HEADERS]}

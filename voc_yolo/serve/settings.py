@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     drift_min_images: int = Field(30, ge=1, description='fewer images in the window: /drift answers "not enough data"')
     drift_alpha: float = Field(0.05, gt=0, lt=1,
                                description='false-alarm rate of a drift verdict over all features (Bonferroni-corrected per feature)')
+    drift_max_rate: float = Field(50, ge=0, description='most images a second per model whose features enter the drift window; '
+                                                        'above it images are sampled (0: every image)')
 
     @model_validator(mode='after')
     def _window_holds_the_minimum(self):
@@ -86,6 +88,6 @@ def load_settings(**overrides, # CLI flags: a value wins over its VOC_YOLO_* var
     try: return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as e: raise SettingsError('; '.join(broken_rule(x) for x in e.errors())) from None
 
-def get_settings(request:Request)->Settings:
+async def get_settings(request:Request)->Settings:
     "The app's settings (a FastAPI dependency)."
     return request.app.state.settings

@@ -11,6 +11,7 @@ from ..runtime import Predictor, MicroBatcher
 from ..drift import DRIFT_REFERENCE, DriftMonitor, read_reference
 from .settings import Settings
 from .metrics import Metrics
+from .limits import TokenBucket
 from .uploads import NAME, UploadError, check_name, check_upload_files, check_contents
 
 # %% auto #0
@@ -27,6 +28,7 @@ class ServedModel:
     batcher: MicroBatcher
     map50: float|None = None  # mAP50 on the test split, where the pipeline measured it
     drift: DriftMonitor|None = None  # its window of recent images, when its folder holds a drift reference
+    drift_budget: TokenBucket|None = None  # how many images a second enter that window (VOC_YOLO_DRIFT_MAX_RATE)
 
     def info(self)->dict:
         p = self.predictor
@@ -52,7 +54,8 @@ class ModelStore:
         self.m.images.labels(name)  # the counter exists at 0 from the start: rate() and the no-predictions alert see it
         drift = DriftMonitor(read_reference(ref), self.s.drift_window, self.s.drift_min_images,
                              self.s.drift_alpha) if ref.is_file() else None
-        return ServedModel(name, version, origin, pred, MicroBatcher(pred, self.s.max_batch, lambda n, ms: hist.observe(n)), map50, drift)
+        return ServedModel(name, version, origin, pred, MicroBatcher(pred, self.s.max_batch, lambda n, ms: hist.observe(n)), map50, drift,
+                           TokenBucket(self.s.drift_max_rate))
 
     def close(self, timeout:float=60):
         "Stop every model's inference threads, once a load still in progress has finished (a backend torn down mid-load aborts)."
@@ -121,6 +124,6 @@ class ModelStore:
             return served
         finally: shutil.rmtree(tmp, ignore_errors=True)
 
-def get_store(request:Request)->ModelStore:
+async def get_store(request:Request)->ModelStore:
     "The app's model store (a FastAPI dependency)."
     return request.app.state.store

@@ -16,10 +16,10 @@ __all__ = ['router', 'health', 'ready', 'models']
 router = APIRouter()
 
 @router.get('/health')
-def health()->dict: return {'status': 'alive'}
+async def health()->dict: return {'status': 'alive'}
 
 @router.get('/ready')
-def ready(store:ModelStore=Depends(get_store)):
+async def ready(store:ModelStore=Depends(get_store)):
     "200 once the deployed model is loaded and warmed up; the models served, and those that failed to load with why."
     if store.error: return JSONResponse({'ready': False, 'detail': f"loading the models failed: {store.error}"}, 503)
     if not store.ready: return JSONResponse({'ready': False, 'detail': 'loading and warming up the models'}, 503)

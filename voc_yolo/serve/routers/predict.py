@@ -4,10 +4,12 @@
 
 # %% ../../../nbs/10h_serve_predict.ipynb #b9e6fdec
 from __future__ import annotations
-import asyncio, hashlib, json, time
+import asyncio, hashlib, json
 from concurrent.futures import ThreadPoolExecutor
 import numpy as np
+from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field
 from fastapi.responses import Response
 from ...runtime import decode_image, CONF, IOU
 from ...drift import image_features
@@ -17,9 +19,10 @@ from ..store import ModelStore, ServedModel
 from ..multipart import IMAGES_BODY, multipart_files
 from ..limits import Refusal, check_images
 from ..schemas import PredictResponse
+from ..timing import Timing
 
 # %% auto #0
-__all__ = ['router', 'Conf', 'Iou', 'MaxDet', 'Predictions', 'get_predictions', 'finisher', 'draw', 'predict', 'predict_deployed',
+__all__ = ['router', 'Q', 'Predictions', 'get_predictions', 'finisher', 'draw', 'PredictQuery', 'predict', 'predict_deployed',
            'predict_image']
 
 # %% ../../../nbs/10h_serve_predict.ipynb #973aaab9
@@ -38,13 +41,22 @@ class Predictions:
         s = self.s
         return multipart_files(body, content_type, max_files=s.max_images, max_parts=s.max_parts, max_part_bytes=int(s.max_part_mb * 2**20))
 
-    def prepare(self, model:ServedModel, body:bytes, content_type:str)->list:
+    def prepare(self, model:ServedModel, body:bytes, content_type:str, timing:Timing)->list:
         "In a decode thread: parse, check the pixel budgets on the headers, then decode and letterbox every image; drift features."
+        timing.lap('hop')
         data = self.parse(body, content_type)
         check_images(data, self.s.max_pixels, self.s.max_request_pixels)  # before any pixel is decoded
-        return [(name, img, model.predictor.prepare(img),
-                 model.drift and (image_features(img), hashlib.blake2b(raw, digest_size=16).digest()))
-                for name, raw in data for img in [decode_image(raw, name, self.s.max_pixels)]]
+        timing.lap('parse')
+        return [self.prepare_one(model, name, raw, timing) for name, raw in data]
+
+    def prepare_one(self, model:ServedModel, name:str, raw:bytes, timing:Timing)->tuple:
+        "One image: decoded, letterboxed, and its drift features and key where the model keeps a drift window."
+        img = decode_image(raw, name, self.s.max_pixels); timing.lap('decode')
+        p = model.predictor.prepare(img); timing.lap('letterbox')
+        if not model.drift: return name, img, p, None
+        if not model.drift_budget.take(): self.m.drift_sampled_out.labels(model.name).inc(); return name, img, p, None
+        drift = image_features(img), hashlib.blake2b(raw, digest_size=16).digest(); timing.lap('drift')
+        return name, img, p, drift
 
     def admit(self):
         "Count the request in, or answer 503 at once when `max_queue` requests are already in flight."
@@ -57,29 +69,38 @@ class Predictions:
     def release(self): self.pending -= 1; self.m.queue.set(self.pending)
 
     def record(self, model:ServedModel, prepared:list, results:list, conf:float):
-        "Metrics per image and detection; each image's features into the model's drift window."
+        "Metrics per image and detection; each sampled image's features into the model's drift window."
         for r in results:
             self.m.inference.labels(model.name).observe(r['ms']['inference'] / 1e3)
             for d in r['detections']: self.m.detections.labels(model.name, d['class_name']).inc()
-        if model.drift:
-            for (*_, (features, key)), r in zip(prepared, results): model.drift.add(features, r, conf, key)
+        for (*_, drift), r in zip(prepared, results):
+            if drift: model.drift.add(drift[0], r, conf, drift[1])
         self.m.images.labels(model.name).inc(len(results)); self.m.batch.labels(model.name).observe(len(results))
 
     async def infer(self, model_name:str, request:Request, conf:float, iou:float, max_det:int)->tuple:
-        "Admit the request if the queue has room; decode in the pool, infer in the model's micro-batches: (model, [(image, result)], ms)."
+        "Admit the request if the queue has room; decode in the pool, infer in micro-batches: (model, [(image, result)], timing)."
+        timing = Timing(request.scope.get('state', {}).get('t0')); timing.lap('route')  # t0: when Guard saw the request
         model, loop = self.store.get(model_name), asyncio.get_running_loop()
         body, content_type = await request.body(), request.headers.get('content-type', '')
+        timing.lap('read')
         self.admit()
         try:
-            t = time.perf_counter()
-            prepared = await loop.run_in_executor(self.pool, self.prepare, model, body, content_type)  # off the event loop
+            prepared = await loop.run_in_executor(self.pool, self.prepare, model, body, content_type, timing)  # off the event loop
             results = await asyncio.gather(*(asyncio.wrap_future(model.batcher.submit(p.x, finisher(model, name, p, conf, iou, max_det)))
                                              for name, _, p, _ in prepared))
+            timing.lap('wait')
+            timing.split('wait', {'infer': sum(r['ms']['inference'] for r in results), 'nms': sum(r['ms']['postprocess'] for r in results)})
         finally: self.release()
         self.record(model, prepared, results, conf)
-        return model, [(img, r) for (_, img, *_), r in zip(prepared, results)], (time.perf_counter() - t) * 1e3
+        return model, [(img, r) for (_, img, *_), r in zip(prepared, results)], timing
 
-def get_predictions(request:Request)->Predictions:
+    def answer(self, content:bytes, media_type:str, timing:Timing)->Response:
+        "The response, with the request's phases as a `Server-Timing` header and in the phase histogram."
+        timing.lap('answer')
+        for phase, ms in timing.ms.items(): self.m.phase.labels(phase).observe(ms / 1e3)
+        return Response(content, media_type=media_type, headers={'Server-Timing': timing.header()})
+
+async def get_predictions(request:Request)->Predictions:
     "The app's predict machinery (a FastAPI dependency)."
     return request.app.state.predictions
 
@@ -98,24 +119,26 @@ def draw(img:np.ndarray, result:dict)->bytes:
         cv2.putText(img, label, (x1 + 2, max(y1 - 4, 10)), cv2.FONT_HERSHEY_SIMPLEX, 0.45, color, 1, cv2.LINE_AA)
     return cv2.imencode('.jpg', img, [cv2.IMWRITE_JPEG_QUALITY, 90])[1].tobytes()
 
-Conf = Query(CONF, ge=0, le=1, description='confidence threshold')
-Iou = Query(IOU, ge=0, le=1, description='NMS IoU threshold')
-MaxDet = Query(300, ge=1, le=3000, description='most detections per image')
+class PredictQuery(BaseModel):
+    "A predict request's query string: the thresholds and the most boxes per image (FastAPI documents and checks it)."
+    conf: float = Field(CONF, ge=0, le=1, description='confidence threshold')
+    iou: float = Field(IOU, ge=0, le=1, description='NMS IoU threshold')
+    max_det: int = Field(300, ge=1, le=3000, description='most detections per image')
+
+Q = Annotated[PredictQuery, Query()]
 
 @router.post('/predict/{model_name}', response_model=PredictResponse, openapi_extra=IMAGES_BODY)
-async def predict(model_name:str, request:Request, conf:float=Conf, iou:float=Iou, max_det:int=MaxDet,
-                  preds:Predictions=Depends(get_predictions)):
-    model, out, ms = await preds.infer(model_name, request, conf, iou, max_det)
-    answer = dict(model=model.name, version=model.version, images=[r for _, r in out], ms=round(ms, 3))
-    return Response(json.dumps(answer), media_type='application/json')
+async def predict(model_name:str, request:Request, q:Q, preds:Predictions=Depends(get_predictions)):
+    model, out, timing = await preds.infer(model_name, request, q.conf, q.iou, q.max_det)
+    answer = dict(model=model.name, version=model.version, images=[r for _, r in out], ms=round(timing.total(), 3))
+    return preds.answer(json.dumps(answer).encode(), 'application/json', timing)
 
 @router.post('/predict', response_model=PredictResponse, openapi_extra=IMAGES_BODY)
-async def predict_deployed(request:Request, conf:float=Conf, iou:float=Iou, max_det:int=MaxDet, preds:Predictions=Depends(get_predictions)):
-    return await predict('deploy', request, conf, iou, max_det, preds)
+async def predict_deployed(request:Request, q:Q, preds:Predictions=Depends(get_predictions)):
+    return await predict('deploy', request, q, preds)
 
 @router.post('/predict/{model_name}/image', response_class=Response, responses={200: {'content': {'image/jpeg': {}}}},
              openapi_extra=IMAGES_BODY)
-async def predict_image(model_name:str, request:Request, conf:float=Conf, iou:float=Iou, max_det:int=MaxDet,
-                        preds:Predictions=Depends(get_predictions)):
-    model, out, _ = await preds.infer(model_name, request, conf, iou, max_det)
-    return Response(draw(*out[-1]), media_type='image/jpeg')
+async def predict_image(model_name:str, request:Request, q:Q, preds:Predictions=Depends(get_predictions)):
+    model, out, timing = await preds.infer(model_name, request, q.conf, q.iou, q.max_det)
+    return preds.answer(draw(*out[-1]), 'image/jpeg', timing)

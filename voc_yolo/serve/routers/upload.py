@@ -20,8 +20,8 @@ __all__ = ['router', 'UPLOAD_FILES', 'UPLOAD_FIELDS', 'UPLOAD_BODY', 'authorized
 # %% ../../../nbs/10j_serve_upload.ipynb #97e36536
 router = APIRouter()
 
-def authorized(authorization:str|None=Header(None, description='Bearer <token>'), s:Settings=Depends(get_settings),
-               m:Metrics=Depends(get_metrics)):
+async def authorized(authorization:str|None=Header(None, description='Bearer <token>'), s:Settings=Depends(get_settings),
+                     m:Metrics=Depends(get_metrics)):
     "Uploads need the service's bearer token; without one configured they are off. Checked before a byte of the body is read."
     if not s.token:
         m.uploads.labels('disabled').inc()
