@@ -33,6 +33,8 @@ class Settings(BaseSettings):
     body_timeout_s: float = Field(30.0, gt=0, description='a request body not received in full after this many seconds: 408')
     shutdown_timeout_s: float = Field(30.0, gt=0, description='on SIGTERM, seconds to let requests in flight finish before exiting')
     workers: int = Field(0, ge=0, description='threads that decode and letterbox uploads (0: one per CPU core)')
+    inline_kb: int = Field(64, ge=0, description='a predict body of at most this many KB is parsed on the event loop (0: never)')
+    inline_pixels: int = Field(409_600, ge=0, description='...and its images decoded there when they hold at most this many pixels in all')
     streams: int = Field(0, ge=0, description='inferences that run at once (0: CPU cores ÷ threads)')
     threads: int = Field(1, ge=1, description='CPU threads per inference (streams × threads should not exceed the cores)')
     max_batch: int = Field(8, ge=1, description='most images one inference takes when requests wait together (1: no micro-batching)')

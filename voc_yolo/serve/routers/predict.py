@@ -5,7 +5,9 @@
 # %% ../../../nbs/10h_serve_predict.ipynb #b9e6fdec
 from __future__ import annotations
 import asyncio, hashlib, json
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 import numpy as np
 from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
@@ -36,18 +38,29 @@ class Predictions:
 
     def close(self): self.pool.shutdown(wait=False, cancel_futures=True)
 
-    def parse(self, body:bytes, content_type:str)->list:
-        "In a decode thread: the request's images, within the budgets of parts, part size and image count."
+    def parse(self, body:bytes, content_type:str, timing:Timing)->tuple[list, int]:
+        "The request's images within the budgets of parts, part size and image count, their pixels checked on the headers; the pixels."
         s = self.s
-        return multipart_files(body, content_type, max_files=s.max_images, max_parts=s.max_parts, max_part_bytes=int(s.max_part_mb * 2**20))
+        data = multipart_files(body, content_type, max_files=s.max_images, max_parts=s.max_parts, max_part_bytes=int(s.max_part_mb * 2**20))
+        pixels = check_images(data, s.max_pixels, s.max_request_pixels)  # before any pixel is decoded
+        timing.lap('parse'); return data, pixels
 
-    def prepare(self, model:ServedModel, body:bytes, content_type:str, timing:Timing)->list:
-        "In a decode thread: parse, check the pixel budgets on the headers, then decode and letterbox every image; drift features."
-        timing.lap('hop')
-        data = self.parse(body, content_type)
-        check_images(data, self.s.max_pixels, self.s.max_request_pixels)  # before any pixel is decoded
-        timing.lap('parse')
+    def decode(self, model:ServedModel, data:list, timing:Timing, hop:bool=False)->list:
+        "Every image decoded and letterboxed, with its drift features (`hop`: in a decode thread, after waiting for it)."
+        if hop: timing.lap('hop')
         return [self.prepare_one(model, name, raw, timing) for name, raw in data]
+
+    def parse_and_decode(self, model:ServedModel, body:bytes, content_type:str, timing:Timing)->list:
+        "In a decode thread: parse, check, decode."
+        timing.lap('hop'); data, _ = self.parse(body, content_type, timing); return self.decode(model, data, timing)
+
+    async def prepare(self, model:ServedModel, body:bytes, content_type:str, timing:Timing)->list:
+        "A small request parsed and decoded on the event loop (a thread hop costs more than it does); the rest in a decode thread."
+        s, in_thread = self.s, partial(asyncio.get_running_loop().run_in_executor, self.pool)
+        if len(body) > s.inline_kb * 1024: return await in_thread(self.parse_and_decode, model, body, content_type, timing)
+        data, pixels = self.parse(body, content_type, timing)
+        if pixels > s.inline_pixels: return await in_thread(self.decode, model, data, timing, True)
+        return self.decode(model, data, timing)
 
     def prepare_one(self, model:ServedModel, name:str, raw:bytes, timing:Timing)->tuple:
         "One image: decoded, letterboxed, and its drift features and key where the model keeps a drift window."
@@ -70,9 +83,10 @@ class Predictions:
 
     def record(self, model:ServedModel, prepared:list, results:list, conf:float):
         "Metrics per image and detection; each sampled image's features into the model's drift window."
-        for r in results:
-            self.m.inference.labels(model.name).observe(r['ms']['inference'] / 1e3)
-            for d in r['detections']: self.m.detections.labels(model.name, d['class_name']).inc()
+        inference = self.m.inference.labels(model.name)
+        for r in results: inference.observe(r['ms']['inference'] / 1e3)
+        for name, n in Counter(d['class_name'] for r in results for d in r['detections']).items():  # one increment per class
+            self.m.detections.labels(model.name, name).inc(n)
         for (*_, drift), r in zip(prepared, results):
             if drift: model.drift.add(drift[0], r, conf, drift[1])
         self.m.images.labels(model.name).inc(len(results)); self.m.batch.labels(model.name).observe(len(results))
@@ -80,12 +94,12 @@ class Predictions:
     async def infer(self, model_name:str, request:Request, conf:float, iou:float, max_det:int)->tuple:
         "Admit the request if the queue has room; decode in the pool, infer in micro-batches: (model, [(image, result)], timing)."
         timing = Timing(request.scope.get('state', {}).get('t0')); timing.lap('route')  # t0: when Guard saw the request
-        model, loop = self.store.get(model_name), asyncio.get_running_loop()
+        model = self.store.get(model_name)
         body, content_type = await request.body(), request.headers.get('content-type', '')
         timing.lap('read')
         self.admit()
         try:
-            prepared = await loop.run_in_executor(self.pool, self.prepare, model, body, content_type, timing)  # off the event loop
+            prepared = await self.prepare(model, body, content_type, timing)
             results = await asyncio.gather(*(asyncio.wrap_future(model.batcher.submit(p.x, finisher(model, name, p, conf, iou, max_det)))
                                              for name, _, p, _ in prepared))
             timing.lap('wait')
