@@ -62,7 +62,7 @@ pytest: install ## integration and end-to-end tests, with line coverage of voc_y
 	rm -f .coverage .coverage.*
 	COVERAGE_FILE=$(CURDIR)/.coverage python -m pytest -q -rs --durations=15 --cov=voc_yolo --cov-report=term
 
-test: install browser prometheus lint pytest ## the full test suite: pytest runs every library notebook's tests too (against the exported package), and tests/test_docker.py
+test: install browser prometheus wrk lint pytest ## the full test suite: pytest runs every library notebook's tests too (against the exported package), and tests/test_docker.py
 
 check-clean: install ## fail if nbdev_export or nbdev_clean would change a tracked file
 	nbdev_export && nbdev_clean
@@ -77,7 +77,7 @@ bench-train: install ## train stage via DVC + papermill vs the plain `yolo train
 serve: install ## the inference service on http://127.0.0.1:8000: models/deploy as `deploy` (flags: make serve ARGS="--token t")
 	voc-yolo serve $(ARGS)
 
-bench-serve: install ## serving: in-process limit vs `voc-yolo serve` at 1/4/16 clients vs the seed pattern, at 128 and 640 px
+bench-serve: install wrk ## serving: in-process limit vs `voc-yolo serve` at 1/4/16 clients vs the seed pattern, at 128 and 640 px
 	python benchmarks/bench_serve.py
 	python benchmarks/bench_serve.py --imgsz 640
 
@@ -93,6 +93,11 @@ fuzz: install ## the property tests of tests/test_fuzz.py with 4000 examples eac
 docs: install ## the nbdev docs site in _docs/ (needs Quarto: https://quarto.org/docs/get-started/)
 	@command -v quarto >/dev/null || { echo "make docs needs Quarto, which is not installed: get it from https://quarto.org/docs/get-started/ (a .deb/.tar.gz; pip's quarto-cli downloads it at install time), then rerun"; exit 1; }
 	nbdev_docs
+
+wrk: ## wrk, the load generator of make bench-serve (Debian/Ubuntu package; needs root); without it the benchmark uses its Python client
+	@command -v wrk >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; \
+	  else echo "install wrk (sudo apt-get install wrk) for make bench-serve; it falls back to its Python client without it"; fi; }
 
 prometheus: ## Prometheus and promtool for the monitoring tests and `make monitor` (Debian packages; needs root)
 	@command -v prometheus >/dev/null && command -v promtool >/dev/null || { \
@@ -171,4 +176,4 @@ browser: ## Chromium + chromedriver for the report's browser test (Debian packag
 lab: install ## JupyterLab on the notebooks
 	jupyter lab --ServerApp.root_dir=. --ServerApp.default_url=/lab/tree/nbs $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
-.PHONY: help install hooks pipeline export clean-nbs readme lint nbtest pytest test check-clean bench-data bench-train serve bench-serve attacks soak fuzz docs browser lab prometheus monitor loadtest lock wheelhouse docker-base docker-serve test-docker push pull sweep compare register promote gpu-wheels
+.PHONY: help install hooks pipeline export clean-nbs readme lint nbtest pytest test check-clean bench-data bench-train serve bench-serve wrk attacks soak fuzz docs browser lab prometheus monitor loadtest lock wheelhouse docker-base docker-serve test-docker push pull sweep compare register promote gpu-wheels

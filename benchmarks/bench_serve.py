@@ -6,8 +6,11 @@ file, the same JPEGs and the same cores, in one run.
   (b) `voc-yolo serve` with those settings, at 1, 4 and 16 concurrent clients;
   (c) the seed pattern, FastAPI calling `ultralytics.YOLO(<same file>).predict` per request (benchmarks/bench_serve_seed.py).
 The clients are closed loops (each sends its next request when the last answer arrived) over keep-alive
-connections, from one asyncio process. Prints requests/s, p50 and p99 per setup, the ratios at 1 and 16 clients,
-the in-process latency of one image alone, and where (b)'s milliseconds went (the medians of its Server-Timing headers).
+connections: wrk (benchmarks/post.lua), a C load generator that leaves the cores to the servers, or where wrk is
+not installed (or with --client python) one asyncio process, which itself takes about half a core at 300 req/s.
+Prints requests/s, p50 and p99 per setup, the ratios at 1 and 16 clients, the in-process latency of one image
+alone, and where (b)'s milliseconds went: the medians of its Server-Timing headers (python client), or the means
+of its phase histogram in /metrics (wrk).
 Setups are measured in interleaved rounds (the machine's load drifts) and medians printed.
 `--imgsz 640` exports models/best.pt at 640 px (OpenVINO, its default precision) and measures that instead.
 Usage: python benchmarks/bench_serve.py [--model models/deploy] [--seconds 8] [--imgsz 640]
@@ -69,6 +72,44 @@ def load(port: int, path: str, jpegs: list, clients: int, seconds: float) -> dic
     reqs = [multipart(path, f'{i}.jpg', d) for i, d in enumerate(jpegs)]
     asyncio.run(closed_loop(port, reqs, clients, 1.0))  # warm-up: connections, caches, first compiles
     return asyncio.run(closed_loop(port, reqs, clients, seconds))
+
+
+def wrk_ms(text: str) -> float:
+    "A wrk duration (850.00us, 5.01ms, 1.20s) in ms."
+    value, unit = re.fullmatch(r'([\d.]+)(us|ms|s|m)', text).groups()
+    return float(value) * {'us': 1e-3, 'ms': 1, 's': 1e3, 'm': 6e4}[unit]
+
+
+def run_wrk(url: str, listing: Path, clients: int, seconds: float) -> dict:
+    "One closed-loop run of wrk: requests/s, p50, p99, and the answers that were not 2xx (or never came)."
+    cmd = ['wrk', '-t1', f'-c{clients}', f'-d{max(1, round(seconds))}s', '--latency', '-s', str(ROOT/'benchmarks/post.lua'), url]
+    out = subprocess.run([*cmd, '--', str(listing)], capture_output=True, text=True, check=True).stdout
+    get = lambda pattern: re.search(pattern, out)
+    bad = get(r'Non-2xx or 3xx responses: (\d+)'); sock = get(r'Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)')
+    return dict(rps=float(get(r'Requests/sec:\s+([\d.]+)').group(1)), p50=wrk_ms(get(r'\n\s+50%\s+(\S+)').group(1)),
+                p99=wrk_ms(get(r'\n\s+99%\s+(\S+)').group(1)), n=int(get(r'(\d+) requests in').group(1)),
+                errors=(int(bad.group(1)) if bad else 0) + (sum(map(int, sock.groups())) if sock else 0))
+
+
+def phase_sums(port: int) -> dict:
+    "{phase: (seconds, requests)} from the service's phase histogram in /metrics (None where it has none)."
+    text = requests.get(f'http://127.0.0.1:{port}/metrics', timeout=10).text
+    found = re.findall(r'voc_yolo_request_phase_seconds_(sum|count)\{phase="(\w+)"\} ([\d.e+-]+)', text)
+    out = {}
+    for kind, phase, v in found: out.setdefault(phase, {})[kind] = float(v)
+    return {k: (v['sum'], v['count']) for k, v in out.items()}
+
+
+def load_wrk(port: int, path: str, listing: Path, clients: int, seconds: float, phases: bool) -> dict:
+    "`load` with wrk; with `phases`, the mean ms per request of each phase over the run, from /metrics."
+    url = f'http://127.0.0.1:{port}{path}'
+    run_wrk(url, listing, clients, 1)  # warm-up
+    before = phase_sums(port) if phases else {}
+    r = run_wrk(url, listing, clients, seconds)
+    after = phase_sums(port) if phases else {}
+    r['phases'] = {k: (s - before.get(k, (0, 0))[0]) * 1e3 / (n - before.get(k, (0, 0))[1])
+                   for k, (s, n) in after.items() if n > before.get(k, (0, 0))[1]}
+    return r
 
 
 def in_process(model: Path, jpegs: list, streams: int, threads: int, max_batch: int, seconds: float, feeders: int = 16) -> dict:
@@ -133,7 +174,10 @@ def main():
     ap.add_argument('--imgsz', type=int, default=0, help='640: export models/best.pt at 640 px and measure that model')
     ap.add_argument('--clients', default='1,4,16', help='concurrent clients for (b) and (c)')
     ap.add_argument('--rounds', type=int, default=3, help='interleaved rounds of every setup (medians are printed)')
+    ap.add_argument('--client', choices=('auto', 'wrk', 'python'), default='auto', help='load generator (auto: wrk where installed)')
     a = ap.parse_args()
+    client = a.client if a.client != 'auto' else 'wrk' if shutil.which('wrk') else 'python'
+    if client == 'wrk' and not shutil.which('wrk'): raise SystemExit('--client wrk: wrk is not installed (make wrk)')
     from voc_yolo.core import offline_setup
     offline_setup()
     model = export_640(ROOT/'models/best.pt') if a.imgsz == 640 else ROOT/a.model
@@ -141,7 +185,10 @@ def main():
     imgsz = model_metadata(model)['imgsz'][0]
     jpegs = [f.read_bytes() for f in sorted((ROOT/a.images).glob('*.jpg'))[:200]]
     cores, clients = os.cpu_count(), [int(c) for c in a.clients.split(',')]
-    print(f'model {model}, {len(jpegs)} JPEGs of the test split, {cores} cores, {a.seconds:.0f} s per setup\n')
+    files = sorted((ROOT/a.images).glob('*.jpg'))[:200]
+    listing = ROOT/'runs/bench_serve/jpegs.txt'; listing.parent.mkdir(parents=True, exist_ok=True)
+    listing.write_text(''.join(f'{f}\n' for f in files))
+    print(f'model {model}, {len(jpegs)} JPEGs of the test split, {cores} cores, {a.seconds:.0f} s per setup, client: {client}\n')
 
     configs = [(cores, 1, 1), (cores, 1, 8), (1, cores, 8), (max(1, cores // 2), 2, 8)]  # streams, threads, max_batch
     tried = [in_process(model, jpegs, st, th, mb, a.seconds / 2) for st, th, mb in dict.fromkeys(configs)]
@@ -159,6 +206,9 @@ def main():
     seed = run_server([sys.executable, '-m', 'uvicorn', '--app-dir', str(ROOT/'benchmarks'), 'bench_serve_seed:app',
                        '--port', str(ports[1]), '--log-level', 'warning'], f'http://127.0.0.1:{ports[1]}/docs',
                       env={'SEED_MODEL': str(seed_model), 'SEED_IMGSZ': str(imgsz)})
+    for port in ports:  # a first request each: the seed's model compiles on its first predict, which no timing should see
+        first = requests.post(f'http://127.0.0.1:{port}/predict/deploy', files={'file': ('0.jpg', jpegs[0])}, timeout=300)
+        if first.status_code != 200: raise SystemExit(f'port {port}: {first.status_code} {first.text[:300]}')
     runs = {}
     try:
         for _ in range(a.rounds):
@@ -166,8 +216,10 @@ def main():
             r = in_process(model, jpegs, best['streams'], best['threads'], best['max_batch'], a.seconds)
             runs.setdefault('(a) in process', []).append(r)
             for c in clients:
-                runs.setdefault(('(b) voc-yolo serve', c), []).append(load(ports[0], '/predict/deploy', jpegs, c, a.seconds))
-                runs.setdefault(('(c) seed: YOLO.predict', c), []).append(load(ports[1], '/predict/deploy', jpegs, c, a.seconds))
+                for name, port in (('(b) voc-yolo serve', ports[0]), ('(c) seed: YOLO.predict', ports[1])):
+                    r = (load_wrk(port, '/predict/deploy', listing, c, a.seconds, name.startswith('(b)')) if client == 'wrk' else
+                         load(port, '/predict/deploy', jpegs, c, a.seconds))
+                    runs.setdefault((name, c), []).append(r)
     finally: stop(svc); stop(seed)
 
     med = lambda rs, k: statistics.median(r[k] for r in rs)
@@ -194,7 +246,8 @@ def print_phases(runs: dict, clients: list):
     rows = {c: [r['phases'] for r in runs[('(b) voc-yolo serve', c)] if r['phases']] for c in clients}
     if not any(rows.values()): return print('\n(b) sent no Server-Timing header')
     names = list(dict.fromkeys(k for rs in rows.values() for r in rs for k in r))
-    print(f"\n(b)'s Server-Timing, median ms per request\n{'clients':>7s} " + ' '.join(f'{n:>9s}' for n in names))
+    print(f"\n(b)'s phases (serve.timing), ms per request: medians of Server-Timing (python client) or means from /metrics (wrk)\n"
+          f"{'clients':>7s} " + ' '.join(f'{n:>9s}' for n in names))
     for c, rs in rows.items():
         print(f'{c:7d} ' + ' '.join(f"{statistics.median(r.get(n, 0) for r in rs):9.3f}" for n in names))
 

@@ -3,6 +3,7 @@ deployed model. Boxes equal Ultralytics', bad requests get a 4xx and a message, 
 import concurrent.futures as cf
 import http.client
 import json
+import re
 import os
 import shutil
 import struct
@@ -266,11 +267,17 @@ def test_docs_work_offline_under_the_csp(server, browser):
     assert "script-src 'self';" in csp and 'unsafe-eval' not in csp, csp
 
 
-def test_bench_serve_prints_its_table_and_ratios(deployed):
-    "`make bench-serve` on the tiny model, one second per setup: every setup answers, without errors."
+@pytest.mark.parametrize('client', ['wrk', 'python'])
+def test_bench_serve_prints_its_table_and_ratios(deployed, client):
+    "`make bench-serve` on the tiny model, one second per setup, with either load generator: every setup answers, without errors."
     import sys
+    if client == 'wrk' and not shutil.which('wrk'): pytest.skip('wrk is not installed (make wrk)')
     out = run(f"{sys.executable} benchmarks/bench_serve.py --model {deployed['deploy']} --images {deployed['images'][0].parent} "
-              "--seconds 1 --clients 1,2 --rounds 1", ROOT).stdout
+              f"--seconds 1 --clients 1,2 --rounds 1 --client {client}", ROOT).stdout
     print(out)
     assert '(a) in process' in out and out.count('(b) voc-yolo serve') == 2 and out.count('(c) seed: YOLO.predict') == 2, out
-    assert 'at 2 clients: (b)/(a) = ' in out and 'errors (b) 0, (c) 0' in out, out
+    assert 'at 2 clients: (b)/(a) = ' in out and 'at 1 client: (b)/(c) = ' in out and 'errors (b) 0, (c) 0' in out, out
+    assert re.search(r'in process, one image alone on \d+ threads: [\d.]+ ms; \(b\) p50 at 1 client', out), out
+    phases = out.split("(b)'s phases")[1].splitlines()
+    assert phases[1].split()[:4] == ['clients', 'route', 'read', 'parse'] and 'infer' in phases[1], phases  # per client count
+    assert float(phases[2].split()[phases[1].split().index('infer')]) > 0, phases

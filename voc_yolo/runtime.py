@@ -182,10 +182,12 @@ class Backend:
     def _openvino(self):
         import openvino as ov
         core, pools = ov.Core(), {}
-        cfg = {'PERFORMANCE_HINT': 'THROUGHPUT', 'NUM_STREAMS': self.streams, 'INFERENCE_NUM_THREADS': self.threads * self.streams}
-        for batch in (1, -1):  # a static batch of one (fastest alone) and a dynamic batch for micro-batches
+        n = self.threads * self.streams
+        cfg = {1: {'PERFORMANCE_HINT': 'LATENCY', 'NUM_STREAMS': 1, 'INFERENCE_NUM_THREADS': n},  # one image alone: every thread on it
+               -1: {'PERFORMANCE_HINT': 'THROUGHPUT', 'NUM_STREAMS': self.streams, 'INFERENCE_NUM_THREADS': n}}  # micro-batches
+        for batch in (1, -1):  # a static batch of one and a dynamic batch
             model = core.read_model(str(self.file)); model.reshape([batch, 3, *self.imgsz])
-            compiled, pools[batch] = core.compile_model(model, 'CPU', cfg), queue.Queue()
+            compiled, pools[batch] = core.compile_model(model, 'CPU', cfg[batch]), queue.Queue()
             for _ in range(self.streams): pools[batch].put(compiled.create_infer_request())
         def infer(x):
             pool = pools[1 if len(x) == 1 else -1]; req = pool.get()
