@@ -23,8 +23,8 @@ from tqdm.auto import tqdm
 # %% auto #0
 __all__ = ['QUANT_BACKENDS', 'PRECISION_ORDER', 'QuantizeParams', 'check_quantize_params', 'letterbox_batch', 'calibration_batch',
            'head_decode_nodes', 'copy_onnx_metadata', 'ort_static_int8', 'ov_xml', 'ov_precision_forced',
-           'measure_variants', 'choose_deployment', 'add_ratios', 'front_variants', 'pareto_plot', 'ov_from_onnx',
-           'build_variants', 'write_drift_reference', 'quantize']
+           'measure_variants', 'beaten', 'choose_deployment', 'add_ratios', 'front_variants', 'pareto_plot',
+           'ov_from_onnx', 'build_variants', 'write_drift_reference', 'quantize']
 
 # %% ../nbs/06_quantize.ipynb #0617c938
 QUANT_BACKENDS = ('onnxruntime', 'openvino')
@@ -157,20 +157,27 @@ def measure_variants(variants:list[dict], # name, backend, path, runner=(make, p
 # %% ../nbs/06_quantize.ipynb #4848da8a
 PRECISION_ORDER = {'int8': 0, 'fp16': 1, 'bf16': 1, 'fp32': 2}  # the tie-break: lower precision first
 
+def beaten(fastest:dict, other:dict)->bool:
+    """True when `other` was slower than `fastest` in every interleaved round but a quarter of them (rounded down: one in 5,
+    none in 3), which a disturbance may have hit; by the medians, where rounds were not recorded."""
+    a, b = fastest.get('rounds_ms'), other.get('rounds_ms')
+    if not (a and b): return other['median_ms'] > fastest['median_ms']
+    n = min(len(a), len(b))  # the rounds both were timed in
+    return sum(y > x for x, y in zip(a, b)) >= n - (n - 1) // 4
+
 def choose_deployment(rows:list[dict], reference:str='torch-fp32', budget:float=0.01)->dict:
-    """Among the rows within `budget` mAP50 of the `reference`: the fastest, if it beats each other by more than the spread
-    of its own rounds; else, among those it does not beat, lower precision first, then the smaller file, then the name.
-    The row, with `decision`: the rule that decided, the fastest, its spread and the tied variants."""
+    """Among the rows within `budget` mAP50 of the `reference`: the fastest, if it `beaten` each other in the interleaved
+    rounds; else, among it and those it did not beat, lower precision, then the smaller file, then the name.
+    The row, with `decision`: the rule that decided, the fastest, and the variants tied with it."""
     ref = next(r for r in rows if r['variant'] == reference)
     ok = sorted((r for r in rows if r['mAP50'] >= ref['mAP50'] - budget and r['variant'] != reference),
                 key=lambda r: (r['median_ms'], -r['mAP50']))
-    fastest, rounds = ok[0], ok[0].get('rounds_ms') or []
-    spread = max(rounds) - min(rounds) if rounds else 0.0
-    tied = [r for r in ok if r['median_ms'] - fastest['median_ms'] <= spread]
+    fastest = ok[0]
+    tied = [fastest, *(r for r in ok[1:] if not beaten(fastest, r))]
     chosen = min(tied, key=lambda r: (PRECISION_ORDER.get(r.get('precision'), 9), r.get('size_mb', 0), r['variant']))
-    rule = ('fastest by more than the spread of its rounds' if len(tied) == 1 else
-            'within the spread of the fastest: lower precision, then smaller file, then name')
-    return {**chosen, 'decision': dict(rule=rule, fastest=fastest['variant'], spread_ms=round(spread, 4),
+    rule = ('the fastest in (nearly) every interleaved round' if len(tied) == 1 else
+            'tied with the fastest: lower precision, then smaller file, then name')
+    return {**chosen, 'decision': dict(rule=rule, fastest=fastest['variant'], rounds=len(fastest.get('rounds_ms') or []),
                                        tied=[r['variant'] for r in tied])}
 
 def add_ratios(rows:list[dict])->list[dict]:

@@ -180,11 +180,11 @@ def profile_section(p:ReportParams, root:Path)->list[str]:
             chart if isinstance(chart, str) else fig_img(chart, 'share of the roof of each precision')]
 
 def decision_line(why:dict|None)->str:
-    "Why the deployed variant won: the rule that decided, the fastest and the spread of its rounds, the variants within it."
+    "Why the deployed variant won: the rule that decided, the fastest by median, the variants it did not beat in every round."
     if not why: return ''
     tied = ', '.join(html.escape(v) for v in why['tied'])
-    return (f'<p id="decision">Decided by: {html.escape(why["rule"])}. Fastest: {html.escape(why["fastest"])}, whose interleaved '
-            f'rounds spread over {why["spread_ms"]} ms; within that spread: {tied}.</p>')
+    return (f'<p id="decision">Decided by: {html.escape(why["rule"])}. Fastest by median over {why["rounds"]} interleaved rounds: '
+            f'{html.escape(why["fastest"])}; tied with it: {tied}.</p>')
 
 def quantize_section(p:ReportParams, root:Path)->list[str]:
     q, d = read_json(abs_path(p.quantize_metrics, root)), read_json(abs_path(p.deploy_json, root))
