@@ -136,8 +136,8 @@ def _size_mb(path:Path)->float:
     return round(sum(f.stat().st_size for f in files) / 2**20, 3)
 
 def measure_variants(variants:list[dict], # name, backend, path, runner=(make, precision), ov_precision
-                     data:Path, p:QuantizeParams, rounds:int=5)->list[dict]:
-    "mAP on the test split and interleaved batch-1 latency of every variant."
+                     data:Path, p:QuantizeParams)->list[dict]:
+    "mAP on the test split and batch-1 latency of every variant, in `p.repeats` rounds of one call of each in turn."
     rows, calls = [], []
     for v in variants:
         with ov_precision_forced(v.get('ov_precision')):
@@ -146,11 +146,10 @@ def measure_variants(variants:list[dict], # name, backend, path, runner=(make, p
         rows.append(dict(variant=v['name'], backend=v['backend'], precision=precision, path=str(v['path']),
                          size_mb=_size_mb(Path(v['path'])),
                          mAP50=m['metrics/mAP50(B)'], **{'mAP50-95': m['metrics/mAP50-95(B)']}))
-    per_round = max(1, p.repeats // rounds)
-    timed = [[time_calls(c, 0, per_round) for c in calls] for _ in range(rounds)]  # rounds × variants, interleaved
+    timed = np.array([[time_calls(c, 0, 1)[0] for c in calls] for _ in range(p.repeats)])  # rounds × variants, interleaved call by call
     for j, r in enumerate(rows):
-        s = latency_summary(np.concatenate([t[j] for t in timed]))
-        r.update(median_ms=s['median_ms'], p90_ms=s['p90_ms'], rounds_ms=[round(float(np.median(t[j])), 4) for t in timed])
+        s = latency_summary(timed[:, j])
+        r.update(median_ms=s['median_ms'], p90_ms=s['p90_ms'], rounds_ms=[round(float(t), 3) for t in timed[:, j]])
         get_logger().info(f"{r['variant']:22s} {r['precision']:5s} mAP50 {r['mAP50']:.4f}  median {r['median_ms']:.3f} ms")
     return add_ratios(rows)
 
@@ -158,8 +157,8 @@ def measure_variants(variants:list[dict], # name, backend, path, runner=(make, p
 PRECISION_ORDER = {'int8': 0, 'fp16': 1, 'bf16': 1, 'fp32': 2}  # the tie-break: lower precision first
 
 def beaten(fastest:dict, other:dict)->bool:
-    """True when `other` was slower than `fastest` in every interleaved round but a quarter of them (rounded down: one in 5,
-    none in 3), which a disturbance may have hit; by the medians, where rounds were not recorded."""
+    """True when `other` was slower than `fastest` in at least three quarters of the interleaved rounds they were both
+    timed in (4 of 5, 3 of 3, 76 of 100); by the medians, where rounds were not recorded."""
     a, b = fastest.get('rounds_ms'), other.get('rounds_ms')
     if not (a and b): return other['median_ms'] > fastest['median_ms']
     n = min(len(a), len(b))  # the rounds both were timed in
@@ -175,7 +174,7 @@ def choose_deployment(rows:list[dict], reference:str='torch-fp32', budget:float=
     fastest = ok[0]
     tied = [fastest, *(r for r in ok[1:] if not beaten(fastest, r))]
     chosen = min(tied, key=lambda r: (PRECISION_ORDER.get(r.get('precision'), 9), r.get('size_mb', 0), r['variant']))
-    rule = ('the fastest in (nearly) every interleaved round' if len(tied) == 1 else
+    rule = ('the fastest in three quarters of the interleaved rounds, against each' if len(tied) == 1 else
             'tied with the fastest: lower precision, then smaller file, then name')
     return {**chosen, 'decision': dict(rule=rule, fastest=fastest['variant'], rounds=len(fastest.get('rounds_ms') or []),
                                        tied=[r['variant'] for r in tied])}

@@ -180,7 +180,7 @@ def profile_section(p:ReportParams, root:Path)->list[str]:
             chart if isinstance(chart, str) else fig_img(chart, 'share of the roof of each precision')]
 
 def decision_line(why:dict|None)->str:
-    "Why the deployed variant won: the rule that decided, the fastest by median, the variants it did not beat in every round."
+    "Why the deployed variant won: the rule that decided, the fastest by median, the variants it did not beat."
     if not why: return ''
     tied = ', '.join(html.escape(v) for v in why['tied'])
     return (f'<p id="decision">Decided by: {html.escape(why["rule"])}. Fastest by median over {why["rounds"]} interleaved rounds: '
@@ -191,7 +191,8 @@ def quantize_section(p:ReportParams, root:Path)->list[str]:
     pareto = abs_path(p.quantize_figures, root)/'pareto.png'
     return [f'<p class="headline">Deployed: <b id="deployed">{html.escape(d["variant"])}</b> ({d["backend"]}, {d["precision"]}), '
             f'mAP50 {d["mAP50"]}, {d["median_ms"]} ms per image at batch 1.</p>', decision_line(q.get('decision')),
-            table(pd.DataFrame(q['variants']).T), png_img(pareto, 'accuracy against latency') if pareto.exists() else '']
+            table(pd.DataFrame(q['variants']).T.drop(columns='rounds_ms', errors='ignore')),  # every round's ms: in quantize.json
+            png_img(pareto, 'accuracy against latency') if pareto.exists() else '']
 
 def stages_section(pages:list[Path], out_dir:Path)->list[str]:
     if not pages: raise Missing('no executed stage notebooks in reports/stages')
