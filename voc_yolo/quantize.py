@@ -136,8 +136,8 @@ def _size_mb(path:Path)->float:
     return round(sum(f.stat().st_size for f in files) / 2**20, 3)
 
 def measure_variants(variants:list[dict], # name, backend, path, runner=(make, precision), ov_precision
-                     data:Path, p:QuantizeParams)->list[dict]:
-    "mAP on the test split and batch-1 latency of every variant, in `p.repeats` rounds of one call of each in turn."
+                     data:Path, p:QuantizeParams, rounds:int=20)->list[dict]:
+    "mAP on the test split and batch-1 latency of every variant, in `rounds` rounds of a turn each (a warm-up call, then timed calls)."
     rows, calls = [], []
     for v in variants:
         with ov_precision_forced(v.get('ov_precision')):
@@ -146,10 +146,11 @@ def measure_variants(variants:list[dict], # name, backend, path, runner=(make, p
         rows.append(dict(variant=v['name'], backend=v['backend'], precision=precision, path=str(v['path']),
                          size_mb=_size_mb(Path(v['path'])),
                          mAP50=m['metrics/mAP50(B)'], **{'mAP50-95': m['metrics/mAP50-95(B)']}))
-    timed = np.array([[time_calls(c, 0, 1)[0] for c in calls] for _ in range(p.repeats)])  # rounds × variants, interleaved call by call
+    per_round = max(1, p.repeats // rounds)
+    timed = [[time_calls(c, 1, per_round) for c in calls] for _ in range(rounds)]  # rounds × variants, interleaved; the first call warms
     for j, r in enumerate(rows):
-        s = latency_summary(timed[:, j])
-        r.update(median_ms=s['median_ms'], p90_ms=s['p90_ms'], rounds_ms=[round(float(t), 3) for t in timed[:, j]])
+        s = latency_summary(np.concatenate([t[j] for t in timed]))
+        r.update(median_ms=s['median_ms'], p90_ms=s['p90_ms'], rounds_ms=[round(float(np.median(t[j])), 4) for t in timed])
         get_logger().info(f"{r['variant']:22s} {r['precision']:5s} mAP50 {r['mAP50']:.4f}  median {r['median_ms']:.3f} ms")
     return add_ratios(rows)
 
@@ -158,7 +159,7 @@ PRECISION_ORDER = {'int8': 0, 'fp16': 1, 'bf16': 1, 'fp32': 2}  # the tie-break:
 
 def beaten(fastest:dict, other:dict)->bool:
     """True when `other` was slower than `fastest` in at least three quarters of the interleaved rounds they were both
-    timed in (4 of 5, 3 of 3, 76 of 100); by the medians, where rounds were not recorded."""
+    timed in (4 of 5, 3 of 3, 15 of 20); by the medians, where rounds were not recorded."""
     a, b = fastest.get('rounds_ms'), other.get('rounds_ms')
     if not (a and b): return other['median_ms'] > fastest['median_ms']
     n = min(len(a), len(b))  # the rounds both were timed in
