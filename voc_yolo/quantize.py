@@ -163,7 +163,7 @@ def beaten(fastest:dict, other:dict)->bool:
     a, b = fastest.get('rounds_ms'), other.get('rounds_ms')
     if not (a and b): return other['median_ms'] > fastest['median_ms']
     n = min(len(a), len(b))  # the rounds both were timed in
-    return sum(y > x for x, y in zip(a, b)) >= n - (n - 1) // 4
+    return sum(y > x for x, y in zip(a, b)) >= -(-3 * n // 4)  # three quarters, rounded up
 
 def choose_deployment(rows:list[dict], reference:str='torch-fp32', budget:float=0.01)->dict:
     """Among the rows within `budget` mAP50 of the `reference`: the fastest, if it `beaten` each other in the interleaved
