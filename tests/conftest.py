@@ -1,11 +1,12 @@
 "Shared fixtures: a throwaway copy of the repository, the tiny pipeline run, a small synthetic VOCdevkit, a browser (helpers: helpers.py)."
+import logging
 import os
 import shutil
 from pathlib import Path
 
 import pytest
 
-from helpers import clean_copy, run, tiny_pipeline
+from helpers import BUCKET, S3_ENV, clean_copy, free_port, run, tiny_pipeline
 
 os.environ.setdefault('WANDB_MODE', 'disabled')  # no W&B in tests unless the test is about W&B (nbs/design.ipynb)
 os.environ['YOLO_AUTOINSTALL'] = 'false'  # no run-time pip installs from Ultralytics in any test process (offline_setup sets it too)
@@ -44,13 +45,20 @@ def small_devkit(tmp_path_factory):
     return make_synthetic_voc(tmp_path_factory.mktemp('devkit'), n_train=12, n_test=6, img_size=96, seed=3, workers=1)
 
 
-CHROMIUM, DRIVER = shutil.which('chromium'), shutil.which('chromedriver')
+def chrome_and_driver():
+    "The browser and driver tools/system_deps.sh finds: Chrome first (GitHub's runners; Ubuntu's chromium is a snap stub), else Chromium."
+    browser = next(filter(None, map(shutil.which, ('google-chrome', 'google-chrome-stable', 'chromium'))), None)
+    driver = Path(os.environ.get('CHROMEWEBDRIVER', '/nonexistent'))/'chromedriver'
+    return browser, str(driver) if os.access(driver, os.X_OK) else shutil.which('chromedriver')
+
+
+CHROMIUM, DRIVER = chrome_and_driver()
 
 
 @pytest.fixture(scope='session')
 def browser():
     if not (CHROMIUM and DRIVER):
-        pytest.fail('chromium and chromedriver are needed: `make browser` (or apt-get install -y chromium chromium-driver)')
+        pytest.fail('Chrome or Chromium and chromedriver are needed: `make browser` (tools/system_deps.sh)')
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
     opts = webdriver.ChromeOptions(); opts.binary_location = CHROMIUM
@@ -80,3 +88,25 @@ def serve_image(request):
     if build is None: pytest.skip('the serve image is built only when test_docker.py is collected')
     try: yield dict(docker=build.docker, **build.wait())
     finally: build.stop()
+
+
+@pytest.fixture(scope='session')
+def s3():
+    "moto's S3 server (what dvc-s3's own test suite uses) on a loopback port, with an empty bucket; its endpoint URL."
+    moto_server = pytest.importorskip('moto.server', reason="moto[server] is a dev requirement: make install")
+    import boto3
+    logging.getLogger('werkzeug').setLevel(logging.WARNING)  # not a log line per S3 request
+    saved = {k: os.environ.get(k) for k in S3_ENV}
+    os.environ.update(S3_ENV)  # DVC's subprocesses read the credentials from the environment, as on a CI runner
+    port = free_port()
+    server = moto_server.ThreadedMotoServer(ip_address='127.0.0.1', port=port, verbose=False)
+    server.start()
+    try:
+        url = f'http://127.0.0.1:{port}'
+        boto3.client('s3', endpoint_url=url).create_bucket(Bucket=BUCKET)
+        yield url
+    finally:
+        server.stop()
+        for k, v in saved.items():
+            if v is None: os.environ.pop(k, None)
+            else: os.environ[k] = v
