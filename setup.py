@@ -20,8 +20,10 @@ dev_requirements = shlex.split(cfg.get('dev_requirements', ''))
 pipeline_requirements = shlex.split(cfg.get('pipeline_requirements', ''))
 serve_requirements = shlex.split(cfg.get('serve_requirements', ''))
 remote_requirements = shlex.split(cfg.get('remote_requirements', ''))  # DVC remotes: S3 and GCS
-# dev gets everything; OpenCV comes from Ultralytics' opencv-python there (a second, headless copy of cv2 would clash)
-dev_all = dev_requirements + pipeline_requirements + remote_requirements + [r for r in serve_requirements if not r.startswith('opencv-python-headless')]
+# the pipeline runs the service too (its loadtest stage), and dev gets everything; OpenCV comes from Ultralytics'
+# opencv-python there (a second, headless copy of cv2 would clash)
+pipeline_all = pipeline_requirements + [r for r in serve_requirements if not r.startswith('opencv-python-headless')]
+dev_all = dev_requirements + pipeline_all + remote_requirements
 min_python = cfg['min_python']
 lic = licenses.get(cfg['license'].lower(), cfg['license'])
 
@@ -36,7 +38,7 @@ setuptools.setup(
     packages=setuptools.find_packages(include=[cfg['lib_name'], cfg['lib_name'] + '.*']),
     include_package_data=True,
     install_requires=requirements,
-    extras_require={'pipeline': pipeline_requirements, 'serve': serve_requirements, 'remote': remote_requirements, 'dev': dev_all},
+    extras_require={'pipeline': pipeline_all, 'serve': serve_requirements, 'remote': remote_requirements, 'dev': dev_all},
     python_requires='>=' + cfg['min_python'],
     long_description=open('README.md', encoding='utf-8').read(),
     long_description_content_type='text/markdown',

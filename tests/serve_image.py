@@ -1,6 +1,9 @@
 """The serve image for tests/test_docker.py, made in a background thread from the moment the tests are collected: a Docker
-daemon (the running one, or Debian's docker.io started here as root), the Debian base (make docker-base, once), the
-wheelhouse (make wheelhouse) and the build with no network. Mostly downloads and disk: the rest of the suite runs meanwhile."""
+daemon (the running one, or Debian's docker.io started here as root), a base (python:3.11-slim-bookworm where Docker Hub
+answers, else `make docker-base` from Debian packages), then `make docker-serve` twice: from the package index (the
+builder stage, with the host pip's index and CA as BuildKit secrets) and offline from the host's wheelhouse. Mostly
+downloads and disk: the rest of the suite runs meanwhile. VOC_YOLO_TEST_IMAGE=<image> tests that image instead of
+building one (the images workflow's smoke test of the exact image it is about to push)."""
 import os, shutil, subprocess, threading, time
 from pathlib import Path
 
@@ -8,7 +11,8 @@ import pytest
 
 from helpers import ROOT
 
-BASE, IMAGE = 'voc-yolo/base:bookworm', 'voc-yolo/serve:test'
+PULLED_BASE, DEBIAN_BASE = 'python:3.11-slim-bookworm', 'voc-yolo/base:bookworm'
+IMAGE, WHEELHOUSE_IMAGE = 'voc-yolo/serve:test', 'voc-yolo/serve:test-wheelhouse'
 
 
 def sh(*cmd, check=False, **kw):
@@ -45,21 +49,36 @@ class ServeImage:
             time.sleep(1)
         if sh(self.docker, 'info').returncode: pytest.skip(f'dockerd does not start on this machine:\n{log.read_text()[-1500:]}')
 
-    def _image(self)->dict:
-        times = {}
-        if sh(self.docker, 'image', 'inspect', BASE).returncode:
+    def _base(self, times:dict)->str:
+        "The Docker Hub base where it can be pulled (GitHub's runners), else one made of this machine's Debian packages."
+        if not sh(self.docker, 'pull', '-q', PULLED_BASE).returncode: return PULLED_BASE
+        if sh(self.docker, 'image', 'inspect', DEBIAN_BASE).returncode:
             if not shutil.which('mmdebstrap'):
-                if os.geteuid() != 0: pytest.skip(f'no {BASE} image and no mmdebstrap to build it (apt-get install mmdebstrap)')
+                if os.geteuid() != 0: pytest.skip(f'cannot pull {PULLED_BASE}, no {DEBIAN_BASE} and no mmdebstrap to build it')
                 apt_install('mmdebstrap')
             t = time.perf_counter(); sh('make', 'docker-base', f'DOCKER={self.docker}', cwd=ROOT, check=True)
             times['base'] = time.perf_counter() - t
-        t = time.perf_counter(); sh('make', 'wheelhouse', cwd=ROOT, check=True); times['wheelhouse'] = time.perf_counter() - t
+        return DEBIAN_BASE
+
+    def _make_image(self, name:str, base:str, wheels:str)->float:
+        "`make docker-serve` as a user runs it; its wall time."
         t = time.perf_counter()
-        r = sh('env', 'DOCKER_BUILDKIT=1', self.docker, 'build', '--network=none', '-f', 'deploy/serve.Dockerfile', '--target', 'serve',
-               '--build-arg', f'BASE_IMAGE={BASE}', '-t', IMAGE, '.', cwd=ROOT)
-        if r.returncode: raise AssertionError(r.stdout[-3000:] + r.stderr[-3000:])
-        times['image'] = time.perf_counter() - t
-        return dict(name=IMAGE, size=int(sh(self.docker, 'image', 'inspect', '-f', '{{.Size}}', IMAGE, check=True).stdout), times=times)
+        r = sh('make', 'docker-serve', f'DOCKER={self.docker}', f'BASE_IMAGE={base}', f'WHEELS={wheels}', f'IMAGE={name}', cwd=ROOT)
+        if r.returncode: raise AssertionError(f'make docker-serve WHEELS={wheels}:\n' + r.stdout[-3000:] + r.stderr[-3000:])
+        return time.perf_counter() - t
+
+    def size(self, name:str)->int: return int(sh(self.docker, 'image', 'inspect', '-f', '{{.Size}}', name, check=True).stdout)
+
+    def _image(self)->dict:
+        if os.environ.get('VOC_YOLO_TEST_IMAGE'):
+            name = os.environ['VOC_YOLO_TEST_IMAGE']
+            return dict(name=name, size=self.size(name), times={}, built=False)
+        times = {}
+        base = self._base(times)
+        times['image from the index'] = self._make_image(IMAGE, base, 'index')
+        times['wheelhouse + image from it'] = self._make_image(WHEELHOUSE_IMAGE, base, 'wheelhouse')
+        return dict(name=IMAGE, size=self.size(IMAGE), base=base, times=times, built=True,
+                    wheelhouse=dict(name=WHEELHOUSE_IMAGE, size=self.size(WHEELHOUSE_IMAGE)))
 
     def wait(self)->dict:
         self.thread.join()
@@ -68,7 +87,7 @@ class ServeImage:
 
     def stop(self):
         "Remove the image and stop the daemon this started (by its PID); the build, if still running, is left to end with the daemon."
-        if isinstance(self.outcome, dict): sh(self.docker, 'rmi', '-f', IMAGE)
+        if isinstance(self.outcome, dict) and self.outcome['built']: sh(self.docker, 'rmi', '-f', IMAGE, WHEELHOUSE_IMAGE)
         if self.dockerd:
             self.dockerd.terminate()
             try: self.dockerd.wait(30)

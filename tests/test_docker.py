@@ -1,5 +1,6 @@
-"""The serve image for real: built offline from the host's wheelhouse on a base made of Debian packages, run on a
-loopback port with the tiny pipeline's model, answering what the in-process runtime answers, as a non-root user without torch."""
+"""The serve image for real: built by `make docker-serve` from the package index (and offline from the host's wheelhouse),
+on python:3.11-slim-bookworm or a base made of Debian packages, run on a loopback port with the tiny pipeline's model,
+answering what the in-process runtime answers, as a non-root user without torch."""
 import json, time, urllib.request
 
 import cv2
@@ -32,7 +33,7 @@ def docker(serve_image): return serve_image['docker']
 def image(serve_image):
     "The serve image (conftest's `serve_image`, built in the background since the tests were collected)."
     times = ', '.join(f'{k} {v:.0f}' for k, v in serve_image['times'].items())
-    print(f"serve image {serve_image['size'] / 1e6:.0f} MB; build times, s: {times}")
+    print(f"serve image {serve_image['size'] / 1e6:.0f} MB on {serve_image.get('base', 'its own base')}; build times, s: {times}")
     return serve_image
 
 
@@ -70,6 +71,21 @@ def test_serve_image_is_small_and_answers_like_the_runtime(docker, image, contai
         if sh(docker, 'inspect', '-f', '{{.State.Health.Status}}', container['id']).stdout.strip() == 'healthy': break
         time.sleep(1)
     else: raise AssertionError(sh(docker, 'inspect', '-f', '{{json .State.Health}}', container['id']).stdout)
+
+
+def installed(docker, image)->list:
+    "The Python distributions in an image's venv, as name-version."
+    ls = 'ls /opt/venv/lib/python3.11/site-packages | grep dist-info$'
+    return sh(docker, 'run', '--rm', '--entrypoint', 'sh', image, '-c', ls, check=True).stdout.split()
+
+
+def test_index_and_wheelhouse_builds_install_the_same_packages(docker, image):
+    if not image['built']: pytest.skip(f"VOC_YOLO_TEST_IMAGE={image['name']}: testing that image, none was built")
+    wheelhouse = image['wheelhouse']
+    print(f"wheelhouse image {wheelhouse['size'] / 1e6:.0f} MB")
+    assert wheelhouse['size'] < 700e6, f"{wheelhouse['size'] / 1e6:.0f} MB"
+    got, want = installed(docker, wheelhouse['name']), installed(docker, image['name'])
+    assert got == want and any(d.startswith('openvino-') for d in got), (sorted(set(got) ^ set(want)), got)
 
 
 def test_serve_image_runs_hardened_as_non_root_without_torch(docker, container):
