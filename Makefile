@@ -28,9 +28,9 @@ hooks: ## nbdev's git/jupyter hooks and the pre-commit hooks of .pre-commit-conf
 	  $(BIN)/nbdev_install_hooks >/dev/null; \
 	  $(BIN)/pre-commit install >/dev/null; fi
 
-lock: ## refresh constraints.txt, the lock of the whole environment, from settings.ini (pip-compile; current pins stay unless they no longer fit)
-	pip-compile --quiet --extra dev --extra serve --strip-extras --allow-unsafe --no-emit-index-url --no-emit-find-links --no-emit-trusted-host \
-	  $(if $(wildcard /etc/xdg/pip/constraints.txt),--constraint /etc/xdg/pip/constraints.txt) --output-file constraints.txt setup.py
+lock: ## refresh constraints.txt from settings.ini alone (pip-compile; no pip configuration of this machine applies): Linux x86_64, CPython 3.11
+	PIP_CONFIG_FILE=/dev/null PIP_CONSTRAINT= pip-compile --quiet --extra dev --extra serve --strip-extras --allow-unsafe \
+	  --no-emit-index-url --no-emit-find-links --no-emit-trusted-host --output-file constraints.txt setup.py
 
 pipeline: install ## reproduce the whole pipeline (dvc repro)
 	dvc repro
@@ -48,10 +48,11 @@ CHECKOV := .cache/checkov/bin/checkov
 $(CHECKOV): # checkov pins much of its own stack: it lives in a venv of its own, out of the project's lock
 	$(PYTHON) -m venv .cache/checkov && .cache/checkov/bin/pip install --quiet 'checkov==3.3.30'
 
-lint: install $(CHECKOV) ## ruff; hadolint over the Dockerfiles; actionlint over the workflows; checkov over deploy/ and .github/; every pre-commit hook
+lint: install shellcheck $(CHECKOV) ## ruff; hadolint over the Dockerfiles; actionlint (with shellcheck) over the workflows; checkov over deploy/ and .github/; every pre-commit hook
 	ruff check nbs tests tools benchmarks
 	hadolint deploy/*.Dockerfile
-	actionlint
+	actionlint -shellcheck=$$(command -v shellcheck)
+	shellcheck tools/*.sh && shellcheck -s sh deploy/pip-secrets.sh
 	$(CHECKOV) -d deploy -d .github --compact --quiet --skip-download
 	pre-commit run --all-files --show-diff-on-failure
 
@@ -94,15 +95,11 @@ docs: install ## the nbdev docs site in _docs/ (needs Quarto: https://quarto.org
 	@command -v quarto >/dev/null || { echo "make docs needs Quarto, which is not installed: get it from https://quarto.org/docs/get-started/ (a .deb/.tar.gz; pip's quarto-cli downloads it at install time), then rerun"; exit 1; }
 	nbdev_docs
 
-wrk: ## wrk, the load generator of make bench-serve (Debian/Ubuntu package; needs root); without it the benchmark uses its Python client
-	@command -v wrk >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null; \
-	  else echo "install wrk (sudo apt-get install wrk) for make bench-serve; it falls back to its Python client without it"; fi; }
+wrk: ## wrk, the load generator of make bench-serve (Debian/Ubuntu package; needs root or sudo); without it the benchmark uses its Python client
+	@bash tools/system_deps.sh wrk
 
-prometheus: ## Prometheus and promtool for the monitoring tests and `make monitor` (Debian packages; needs root)
-	@command -v prometheus >/dev/null && command -v promtool >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null; \
-	  else echo "install prometheus (sudo apt-get install prometheus) for the monitoring tests; they are skipped without it"; fi; }
+prometheus: ## Prometheus and promtool for the monitoring tests and `make monitor` (Debian/Ubuntu package; needs root or sudo)
+	@bash tools/system_deps.sh prometheus
 
 monitor: install prometheus ## the service on :8000 and Prometheus on :9090 with deploy/alerts.yml (Ctrl-C stops both)
 	@mkdir -p .cache/prometheus; \
@@ -150,30 +147,38 @@ gpu-wheels: ## Python 3.12 wheels (locked versions) of what tools/gpu_check.sh n
 	@du -sh $(GPU_WHEELS)
 
 DOCKER ?= $(shell test -x /usr/bin/docker && echo /usr/bin/docker || echo docker)
-BASE_IMAGE ?= voc-yolo/base:bookworm
+BASE_IMAGE ?= python:3.11-slim-bookworm
+WHEELS ?= index
+IMAGE ?= voc-yolo/serve:latest
 WHEELHOUSE := .cache/wheelhouse
 
 wheelhouse: install ## the serve image's Python packages as wheels, pinned by constraints.txt (built on the host: images install them offline)
 	rm -rf $(WHEELHOUSE) && pip wheel -q --wheel-dir $(WHEELHOUSE) -c constraints.txt '.[serve]'
 
-docker-base: ## a minimal Debian 12 + Python 3.11 base image (124 MB) from Debian packages: mmdebstrap with this host's apt sources, docker import
+docker-base: ## a minimal Debian 12 + Python 3.11 base image (124 MB) from Debian packages, for hosts that cannot pull one: then BASE_IMAGE=voc-yolo/base:bookworm
 	@command -v mmdebstrap >/dev/null || { echo "make docker-base needs mmdebstrap (apt-get install mmdebstrap)"; exit 1; }
 	mmdebstrap --quiet --variant=minbase --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr --include=python3,python3-venv,libgomp1,ca-certificates \
 	  --dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/locale/*' \
-	  bookworm - | $(DOCKER) import --change 'CMD ["python3"]' - $(BASE_IMAGE)
+	  bookworm - | $(DOCKER) import --change 'CMD ["python3"]' - voc-yolo/base:bookworm
 
-docker-serve: wheelhouse ## the serve image (BASE_IMAGE=python:3.11-slim-bookworm where Docker Hub is reachable; TARGET=serve-with-model bakes models/deploy in)
-	DOCKER_BUILDKIT=1 $(DOCKER) build --network=none -f deploy/serve.Dockerfile --target $(or $(TARGET),serve) --build-arg BASE_IMAGE=$(BASE_IMAGE) -t voc-yolo/serve:latest .
+docker-serve: $(if $(filter wheelhouse,$(WHEELS)),wheelhouse) ## the serve image: packages from the index in a builder stage (WHEELS=wheelhouse: offline, from `make wheelhouse`); TARGET=serve-with-model bakes models/deploy in
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && set -x && \
+	DOCKER_BUILDKIT=1 $(DOCKER) build $(if $(filter wheelhouse,$(WHEELS)),--network=none,$$(python tools/pip_secrets.py "$$tmp")) \
+	  -f deploy/serve.Dockerfile --target $(or $(TARGET),serve) --build-arg BASE_IMAGE=$(BASE_IMAGE) --build-arg WHEELS=$(WHEELS) -t $(IMAGE) .
 
 test-docker: install ## only the container test: build the serve image, run it on the tiny pipeline's model (make test runs it too)
 	python -m pytest -q -rs tests/test_docker.py
 
-browser: ## Chromium + chromedriver for the report's browser test (Debian packages; needs root)
-	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null; \
-	  else echo "install chromium and chromium-driver (sudo apt-get install chromium chromium-driver) for the browser test"; fi; }
+browser: ## a headless browser + driver for the report's browser test: Chrome where installed (GitHub's runners), else Debian's chromium
+	@bash tools/system_deps.sh browser
+
+system-deps: ## every system tool the full test suite needs (browser, Prometheus, wrk, shellcheck), detected or installed per platform
+	@bash tools/system_deps.sh all
+
+shellcheck: ## shellcheck, which actionlint runs over the workflows' scripts (Debian/Ubuntu package; needs root or sudo)
+	@bash tools/system_deps.sh shellcheck
 
 lab: install ## JupyterLab on the notebooks
 	jupyter lab --ServerApp.root_dir=. --ServerApp.default_url=/lab/tree/nbs $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
-.PHONY: help install hooks pipeline export clean-nbs readme lint nbtest pytest test check-clean bench-data bench-train serve bench-serve wrk attacks soak fuzz docs browser lab prometheus monitor loadtest lock wheelhouse docker-base docker-serve test-docker push pull sweep compare register promote gpu-wheels
+.PHONY: system-deps shellcheck help install hooks pipeline export clean-nbs readme lint nbtest pytest test check-clean bench-data bench-train serve bench-serve wrk attacks soak fuzz docs browser lab prometheus monitor loadtest lock wheelhouse docker-base docker-serve test-docker push pull sweep compare register promote gpu-wheels

@@ -59,4 +59,19 @@ def ultralytics_path(model: Path, dst: Path) -> Path:
     return dst
 
 
+# a local S3 (moto's server, the conftest fixture `s3`): its credentials and bucket
+S3_ENV = {'AWS_ACCESS_KEY_ID': 'testing', 'AWS_SECRET_ACCESS_KEY': 'testing', 'AWS_DEFAULT_REGION': 'us-east-1'}
+BUCKET = 'voc-yolo'
+
+
+def publish(tiny_run, dst, remote_cmd):
+    "A copy of the tiny pipeline's repository with its results committed and a remote set as the default (in Git)."
+    top = str(tiny_run['repo'])  # Ultralytics' scratch runs/ stays behind (.dvc/cache/runs, the run-cache, comes along)
+    shutil.copytree(top, dst, symlinks=True, ignore=lambda d, names: ['runs'] if d == top else [])
+    shutil.rmtree(dst/'.dvc/tmp', ignore_errors=True)
+    run('git config user.email t@t && git config user.name t && git add -A && git commit -qm results', dst)
+    run(f'{remote_cmd} && git commit -q --allow-empty -am "DVC remote"', dst)
+    return dst
+
+
 from voc_yolo.harness import free_port  # noqa: E402,F401 - the library's helper, for the tests' own servers

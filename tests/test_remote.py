@@ -2,51 +2,11 @@
 `dvc repro --pull` in fresh clones, a remote that cannot be reached, and the GTO model registry."""
 import filecmp
 import json
-import logging
-import os
-import shutil
 import time
 
-import pytest
 import yaml
 
-from helpers import ROOT, run, free_port
-
-S3_ENV = {'AWS_ACCESS_KEY_ID': 'testing', 'AWS_SECRET_ACCESS_KEY': 'testing', 'AWS_DEFAULT_REGION': 'us-east-1'}
-BUCKET = 'voc-yolo'
-
-
-@pytest.fixture(scope='module')
-def s3():
-    "moto's S3 server (what dvc-s3's own test suite uses) on a loopback port, with an empty bucket; its endpoint URL."
-    moto_server = pytest.importorskip('moto.server', reason="moto[server] is a dev requirement: make install")
-    import boto3
-    logging.getLogger('werkzeug').setLevel(logging.WARNING)  # not a log line per S3 request
-    saved = {k: os.environ.get(k) for k in S3_ENV}
-    os.environ.update(S3_ENV)  # DVC's subprocesses read the credentials from the environment, as on a CI runner
-    port = free_port()
-    server = moto_server.ThreadedMotoServer(ip_address='127.0.0.1', port=port, verbose=False)
-    server.start()
-    try:
-        url = f'http://127.0.0.1:{port}'
-        boto3.client('s3', endpoint_url=url).create_bucket(Bucket=BUCKET)
-        yield url
-    finally:
-        server.stop()
-        for k, v in saved.items():
-            if v is None: os.environ.pop(k, None)
-            else: os.environ[k] = v
-
-
-def publish(tiny_run, dst, remote_cmd):
-    "A copy of the tiny pipeline's repository with its results committed and a remote set as the default (in Git)."
-    top = str(tiny_run['repo'])  # Ultralytics' scratch runs/ stays behind (.dvc/cache/runs, the run-cache, comes along)
-    shutil.copytree(top, dst, symlinks=True, ignore=lambda d, names: ['runs'] if d == top else [])
-    shutil.rmtree(dst/'.dvc/tmp', ignore_errors=True)
-    run('git config user.email t@t && git config user.name t && git add -A && git commit -qm results', dst)
-    run(f'{remote_cmd} && git commit -qam "DVC remote"', dst)
-    return dst
-
+from helpers import BUCKET, ROOT, free_port, publish, run
 
 def tracked_outputs(repo):
     "The files a pull must restore byte for byte: the models and every metrics and plots file of dvc.yaml."

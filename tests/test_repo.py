@@ -57,6 +57,14 @@ def test_every_requirement_of_settings_ini_is_locked():
     assert not missing, f'in settings.ini but not in constraints.txt: {missing}; run `make lock`'
 
 
+def test_the_lock_is_made_from_the_project_alone():
+    "No machine-wide pip constraint file or index shaped the lock: its command names only the project's own files."
+    header = [ln for ln in (ROOT/'constraints.txt').read_text().splitlines()[:8] if 'pip-compile' in ln and '--' in ln]
+    assert header and '--constraint' not in header[0] and '--index-url' not in header[0], header
+    make = (ROOT/'Makefile').read_text()
+    assert 'PIP_CONFIG_FILE=/dev/null' in make.split('\nlock:')[1].split('\n\n')[0], 'make lock must ignore the pip configuration'
+
+
 def test_the_environment_matches_the_lock():
     "The tests run in what `make install` installs: every locked package that is installed has its locked version."
     from importlib.metadata import distributions

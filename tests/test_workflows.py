@@ -1,0 +1,117 @@
+"""The GitHub workflows' `run:` steps that can run here, read from the workflow files so that the two cannot drift
+apart: the `full` job's install step (platform detection, on Debian and on a stand-in Ubuntu), the train-gpu report
+(`dvc metrics diff`, `dvc params diff`, `dvc plots diff` on the tiny pipeline's repository with two commits), and
+deploy-model's `gto` and `fetch` steps against a local S3 (moto). Plus what every workflow must declare."""
+import filecmp
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+import yaml
+
+from helpers import BUCKET, ROOT, S3_ENV, publish, run
+
+WORKFLOWS = ROOT/'.github/workflows'
+
+
+def workflow(name:str)->dict: return yaml.safe_load((WORKFLOWS/name).read_text())
+
+
+def step(wf:str, job:str, key:str)->dict:
+    "The step of `job` whose id is `key`, or whose name starts with it."
+    steps = workflow(wf)['jobs'][job]['steps']
+    found = [s for s in steps if s.get('id') == key or s.get('name', '').startswith(key)]
+    assert len(found) == 1, f'{wf}: job {job} has {len(found)} steps named {key!r}'
+    return found[0]
+
+
+def run_step(s:dict, cwd, env:dict, check=True)->subprocess.CompletedProcess:
+    "A `run:` step as GitHub's runner runs it: bash -e -o pipefail, the step's env over the job's."
+    r = subprocess.run(['bash', '--noprofile', '--norc', '-eo', 'pipefail', '-c', s['run']], cwd=cwd, capture_output=True, text=True,
+                       env={**os.environ, **env})
+    name = s.get('name') or s.get('id')
+    if check: assert r.returncode == 0, f"step {name} failed ({r.returncode}):\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}"
+    return r
+
+
+def test_every_job_has_a_timeout_and_every_action_is_pinned_by_commit():
+    for f in sorted(WORKFLOWS.glob('*.yaml')):
+        wf = yaml.safe_load(f.read_text())
+        assert wf['permissions'] == {'contents': 'read'}, f'{f.name}: the workflow grants more than read; grant it per job'
+        for name, job in wf['jobs'].items():
+            assert 'timeout-minutes' in job, f'{f.name}: job {name} has no timeout-minutes'
+            for s in job['steps']:
+                if 'uses' in s:
+                    ref = s['uses'].split('@')[1]
+                    assert len(ref) == 40 and all(c in '0123456789abcdef' for c in ref), f'{f.name}: {s["uses"]} is not a commit'
+    for line in (l for f in WORKFLOWS.glob('*.yaml') for l in f.read_text().splitlines() if 'uses:' in l):
+        assert '# v' in line, f'the release of a pinned action belongs in a comment: {line.strip()}'
+
+
+def test_the_full_jobs_install_step_finds_the_tools_on_debian():
+    s = step('tests.yaml', 'full', 'system tools')
+    out = run_step(s, ROOT, {}).stdout
+    for tool in ('browser', 'prometheus', 'wrk'):
+        line = next(l for l in out.splitlines() if l.startswith(f'{tool}:'))
+        assert all(os.access(p, os.X_OK) for p in line.split()[1::2]), line
+
+
+def test_the_install_step_uses_chrome_on_ubuntu_and_never_the_chromium_snap(tmp_path):
+    "On an Ubuntu runner: Chrome and $CHROMEWEBDRIVER are found; with neither, it says so instead of installing the snap stub."
+    (tmp_path/'os-release').write_text('NAME="Ubuntu"\nID=ubuntu\n')
+    bin_, drv = tmp_path/'bin', tmp_path/'chromedriver-linux64'
+    bin_.mkdir(); drv.mkdir()
+    for f in (bin_/'google-chrome', drv/'chromedriver'): f.write_text('#!/bin/sh\n'); f.chmod(0o755)
+    for tool in ('bash', 'sed', 'tr', 'grep', 'id'): (bin_/tool).symlink_to(shutil.which(tool))  # and no Debian chromium
+    env = {**os.environ, 'OS_RELEASE': str(tmp_path/'os-release'), 'PATH': str(bin_), 'CHROMEWEBDRIVER': str(drv)}
+    r = subprocess.run(['bash', 'tools/system_deps.sh', 'browser'], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.strip() == f'browser: {bin_}/google-chrome with {drv}/chromedriver', (r.stdout, r.stderr)
+    (bin_/'google-chrome').unlink()
+    r = subprocess.run(['bash', 'tools/system_deps.sh', 'browser'], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert r.returncode == 1 and 'snap' in r.stderr and 'apt-get' not in r.stderr, (r.stdout, r.stderr)
+
+
+def test_the_training_report_diffs_metrics_params_and_plots_against_main(tiny_run, tmp_path):
+    s = step('train-gpu.yaml', 'train', 'report against main')
+    assert 'bash tools/ci_report.sh origin/main report' in s['run'], s['run']
+    repo = publish(tiny_run, tmp_path/'repo', 'true')  # commits: ..., the tiny run's results, no remote
+    run('git branch -f main HEAD~2', repo)  # main: the repository before the results
+    run(f'bash {ROOT}/tools/ci_report.sh main report', repo)
+    md = (repo/'report/report.md').read_text()
+    assert '| Path' in md and 'metrics/eval.json' in md and '### Params against main' in md, md[:2000]
+    plots = [next(iter(p)) for p in yaml.safe_load((repo/'dvc.yaml').read_text())['plots']]
+    for p in plots:
+        spec = json.loads((repo/f'report/vega/{p}.json').read_text())
+        assert 'vega-lite' in spec['$schema'], p
+    assert (repo/'report/plots/index.html').stat().st_size > 1000
+
+
+@pytest.fixture
+def registry(tiny_run, s3, tmp_path):
+    "The tiny pipeline's results pushed to S3 and tagged deploy#prod#1; a clone of the tag without a committed remote."
+    src = publish(tiny_run, tmp_path/'src', f'dvc remote add -d storage s3://{BUCKET}/models && dvc remote modify storage endpointurl {s3}')
+    run('voc-yolo push', src)
+    run('git config user.email t@t && git config user.name t && gto register deploy --version v1.0.0 '
+        '&& gto assign deploy --version v1.0.0 --stage prod', src)
+    clone = tmp_path/'clone'; run(f'git clone -q {src} {clone} && git -C {clone} checkout -q "deploy#prod#1"', tmp_path)
+    run('dvc remote remove storage', clone)
+    return dict(src=src, clone=clone, s3=s3)
+
+
+def test_deploy_model_reads_the_tag_and_fetches_the_model_from_s3(registry, tmp_path):
+    clone, outputs = registry['clone'], tmp_path/'github_output'
+    outputs.touch()
+    run_step(step('deploy-model.yaml', 'deploy', 'gto'), clone, {'REF': 'refs/tags/deploy#prod#1', 'GITHUB_OUTPUT': str(outputs)})
+    got = dict(l.split('=', 1) for l in outputs.read_text().split())
+    assert got == {'artifact': 'deploy', 'event': 'assignment', 'stage': 'prod', 'version': 'v1.0.0'}, got
+    fetch = step('deploy-model.yaml', 'deploy', 'fetch the model')
+    r = run_step(fetch, clone, {'DVC_REMOTE_URL': '', 'DVC_REMOTE_ENDPOINT': ''}, check=False)
+    assert r.returncode == 1 and 'set the repository variable DVC_REMOTE_URL' in r.stdout, (r.stdout, r.stderr)
+    assert not (clone/'models/deploy').exists()
+    run_step(fetch, clone, {'DVC_REMOTE_URL': f's3://{BUCKET}/models', 'DVC_REMOTE_ENDPOINT': registry['s3'], **S3_ENV})
+    cmp = filecmp.dircmp(registry['src']/'models/deploy', clone/'models/deploy')
+    assert not (cmp.left_only or cmp.right_only or cmp.diff_files), cmp.report()
+    assert filecmp.cmp(registry['src']/'models/deploy.json', clone/'models/deploy.json', shallow=False)
+    assert 'model-store' not in run('git diff', clone).stdout, 'the remote went into a committed file'
