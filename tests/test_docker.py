@@ -88,6 +88,14 @@ def test_index_and_wheelhouse_builds_install_the_same_packages(docker, image):
     assert got == want and any(d.startswith('openvino-') for d in got), (sorted(set(got) ^ set(want)), got)
 
 
+def test_a_given_image_is_tested_instead_of_a_build(docker, image, tmp_path, monkeypatch):
+    "VOC_YOLO_TEST_IMAGE (the images workflow's smoke test of the pushed digest): that image, none built, none removed after."
+    from serve_image import ServeImage
+    monkeypatch.setenv('VOC_YOLO_TEST_IMAGE', image['name'])
+    given = ServeImage(tmp_path).start().wait()
+    assert given == dict(name=image['name'], size=image['size'], times={}, built=False), given
+
+
 def test_serve_image_runs_hardened_as_non_root_without_torch(docker, container):
     assert sh(docker, 'exec', container['id'], 'id', '-u', check=True).stdout.strip() != '0'
     host = json.loads(sh(docker, 'inspect', '-f', '{{json .HostConfig}}', container['id'], check=True).stdout)

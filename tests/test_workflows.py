@@ -50,6 +50,19 @@ def test_every_job_has_a_timeout_and_every_action_is_pinned_by_commit():
         assert '# v' in line, f'the release of a pinned action belongs in a comment: {line.strip()}'
 
 
+def test_the_images_workflow_tests_the_digest_it_tags_with_the_suites_own_test():
+    jobs = workflow('images.yaml')['jobs']['build']
+    smoke = step('images.yaml', 'build', 'smoke test of the serve image')
+    assert smoke['env']['VOC_YOLO_TEST_IMAGE'] == 'voc-yolo/serve:candidate' and 'pytest -q -rs tests/test_docker.py' in smoke['run']
+    pull = step('images.yaml', 'build', 'pull the candidate by digest')
+    assert '@${{ steps.push.outputs.digest }}' in pull['env']['REF'] and 'voc-yolo/$IMAGE:candidate' in pull['run']
+    names = [s.get('name') or s.get('uses', '') for s in jobs['steps']]
+    order = [next(i for i, n in enumerate(names) if n.startswith(k)) for k in ('smoke test of the serve', 'release tags', 'keyless')]
+    assert order == sorted(order), names  # tested, then tagged, then signed
+    push = step('images.yaml', 'build', 'push')
+    assert push['with']['sbom'] is True and push['with']['provenance'] == 'mode=max', push['with']
+
+
 def test_the_full_jobs_install_step_finds_the_tools_on_debian():
     s = step('tests.yaml', 'full', 'system tools')
     out = run_step(s, ROOT, {}).stdout
