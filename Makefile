@@ -48,13 +48,10 @@ CHECKOV := .cache/checkov/bin/checkov
 $(CHECKOV): # checkov pins much of its own stack: it lives in a venv of its own, out of the project's lock
 	$(PYTHON) -m venv .cache/checkov && .cache/checkov/bin/pip install --quiet 'checkov==3.3.30'
 
-lint: install shellcheck $(CHECKOV) ## ruff; hadolint over the Dockerfiles; actionlint (with shellcheck) over the workflows; checkov over deploy/ and .github/; every pre-commit hook
-	ruff check nbs tests tools benchmarks
-	hadolint deploy/*.Dockerfile
-	actionlint -shellcheck=$$(command -v shellcheck)
+lint: install shellcheck $(CHECKOV) ## every pre-commit hook (ruff, nbdev, hadolint, actionlint with shellcheck, YAML, whitespace); shellcheck over the scripts; checkov over deploy/ and .github/
+	pre-commit run --all-files --show-diff-on-failure
 	shellcheck tools/*.sh && shellcheck -s sh deploy/pip-secrets.sh
 	$(CHECKOV) -d deploy -d .github --compact --quiet --skip-download
-	pre-commit run --all-files --show-diff-on-failure
 
 nbtest: install ## run the library notebooks' tests in their own kernels (nbdev_test; make test runs the same tests through pytest)
 	nbdev_test --n_workers 2

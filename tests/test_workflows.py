@@ -28,12 +28,8 @@ def step(wf:str, job:str, key:str)->dict:
 
 
 def run_step(s:dict, cwd, env:dict, check=True)->subprocess.CompletedProcess:
-    "A `run:` step as GitHub's runner runs it: bash -e -o pipefail, the step's env over the job's."
-    r = subprocess.run(['bash', '--noprofile', '--norc', '-eo', 'pipefail', '-c', s['run']], cwd=cwd, capture_output=True, text=True,
-                       env={**os.environ, **env})
-    name = s.get('name') or s.get('id')
-    if check: assert r.returncode == 0, f"step {name} failed ({r.returncode}):\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}"
-    return r
+    "A `run:` step as GitHub's runner runs it: bash with -e and -o pipefail, the step's env over the job's."
+    return run(f"set -eo pipefail\n{s['run']}", cwd, check=check, executable='/bin/bash', env={**os.environ, **env})
 
 
 def test_every_job_has_a_timeout_and_every_action_is_pinned_by_commit():

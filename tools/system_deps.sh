@@ -38,20 +38,16 @@ need_browser() {
   echo "browser: $(browser_bin) with $(driver_bin)"
 }
 
-need_prometheus() {
-  if ! have prometheus || ! have promtool; then apt_install prometheus; fi
-  echo "prometheus: $(command -v prometheus) and $(command -v promtool)"
+# a package's commands, installed with the package where one is missing; where each lives
+need_package() {
+  local pkg=$1 cmd; shift
+  for cmd in "$@"; do if ! have "$cmd"; then apt_install "$pkg"; break; fi; done
+  local paths=(); for cmd in "$@"; do paths+=("$(command -v "$cmd" || echo "(no $cmd)")"); done
+  echo "$pkg: $(printf '%s and ' "${paths[@]}" | sed 's/ and $//')"
 }
-
-need_shellcheck() {
-  if ! have shellcheck; then apt_install shellcheck; fi
-  echo "shellcheck: $(command -v shellcheck)"
-}
-
-need_wrk() {
-  if ! have wrk; then apt_install wrk; fi
-  echo "wrk: $(command -v wrk)"
-}
+need_prometheus() { need_package prometheus prometheus promtool; }
+need_wrk() { need_package wrk wrk; }
+need_shellcheck() { need_package shellcheck shellcheck; }
 
 case "${1:-all}" in
   browser|prometheus|wrk|shellcheck) "need_$1" ;;
