@@ -1,6 +1,7 @@
-"Helpers the tests and the benchmarks share: the repository, shell runs, clean copies, tiny params, request bodies."
+"Helpers the tests and the benchmarks share: the repository, shell runs, clean copies, tiny params, request bodies, kills."
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,7 +27,7 @@ def clean_copy(dst):
 
 
 TINY = {'data': dict(n_train=24, n_test=8, img_size=96, workers=1),
-        'train': dict(epochs=1, imgsz=64, batch=8, workers=1, wandb='disabled'),
+        'train': dict(epochs=2, imgsz=64, batch=8, workers=1, wandb='disabled'),  # 2: a kill after epoch 1 resumes
         'evaluate': dict(pred_conf=0.01),  # imgsz: from the weights (trained at 64)
         'profile': dict(batch_sizes=[1, 2], warmup=1, repeats=3),
         'quantize': dict(calib_images=8, warmup=1, repeats=3, accuracy_budget=1.0),
@@ -40,6 +41,32 @@ def tiny_pipeline(repo):
         f = repo/f'params/{name}.yaml'
         f.write_text(yaml.safe_dump(yaml.safe_load(f.read_text()) | kw, sort_keys=False))
     run('git add -A && git -c user.email=t@t -c user.name=t commit -qm tiny', repo)
+
+
+def wait_until(condition, proc, what, timeout=600):
+    "Poll `condition()` every 20 ms while `proc` runs; fail saying `what` was awaited if it ends or `timeout` passes first."
+    end = time.time() + timeout
+    while not condition():
+        assert proc.poll() is None, f'the process ended (exit code {proc.returncode}) before {what}'
+        assert time.time() < end, f'{what}: not within {timeout} s'
+        time.sleep(0.02)
+
+
+def epoch_started(run_dir, epoch):
+    "Whether the training in Ultralytics' `run_dir` is inside `epoch` (from 1): past its first batch, or past the checkpoint before it."
+    if epoch == 1: return (run_dir/'train_batch0.jpg').is_file()  # Ultralytics plots the first batches as they pass
+    weights = run_dir/'weights'  # the state of epoch - 1 alone: last.pt of epoch - 1 is written (the older state went after it)
+    return [f.name for f in weights.glob('resume_state_*.pt')] == [f'resume_state_{epoch - 2}.pt'] and (weights/'last.pt').is_file()
+
+
+def kill_tree(proc):
+    "SIGKILL a process and every descendant (Jupyter kernels start their own session, dataloader workers), as a power cut would."
+    import psutil
+    top = psutil.Process(proc.pid)
+    for q in [top, *top.children(recursive=True)]:
+        try: q.kill()
+        except psutil.NoSuchProcess: pass
+    proc.wait()
 
 
 def multipart(name, data, field='file'):

@@ -1,15 +1,13 @@
-"The train and evaluate stages: W&B offline runs, determinism, resume after a kill, bad input, and the GPU check script on the CPU."
-import json
+"The train and evaluate stages: W&B offline runs, determinism, exact resume after a kill, bad input, and the GPU check script on the CPU."
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
 
 import pytest
 
-from helpers import ROOT, run
+from helpers import ROOT, epoch_started, kill_tree, run, wait_until
 
 
 @pytest.fixture(scope='session')
@@ -58,26 +56,47 @@ def test_two_runs_with_the_same_seed_give_identical_metrics(tiny_data, tmp_path)
     assert (tmp_path/'a/results.csv').read_bytes() == (tmp_path/'b/results.csv').read_bytes()
 
 
-def test_an_interrupted_run_resumes_where_it_stopped(tiny_data, tmp_path):
-    params = tiny_params(tiny_data, tmp_path, epochs=3)
-    csv = tmp_path/'runs/train/results.csv'
-    p = train_process(params)
-    deadline = time.time() + 300
-    while not (csv.exists() and len(csv.read_text().splitlines()) >= 2):  # epoch 1 written, epoch 2 under way
-        assert p.poll() is None and time.time() < deadline, 'training ended before the first epoch was saved'
-        time.sleep(0.1)
-    time.sleep(0.5)
-    os.killpg(p.pid, signal.SIGKILL); p.wait()
-    before = csv.read_text().splitlines()
-    assert len(before) < 4, 'killed too late: the run had finished'
-    p = train_process(params)
-    out, _ = p.communicate(timeout=600)
-    assert p.returncode == 0, out[-3000:]
-    assert 'resuming the interrupted run' in out and 'Resuming training' in out
-    after = csv.read_text().splitlines()
-    assert [r.split(',')[0] for r in after[1:]] == ['1', '2', '3']
-    assert after[:len(before)] == before  # the epochs before the kill were kept, not retrained
-    assert json.loads((tmp_path/'train.json').read_text())['epochs'] == 3
+@pytest.fixture(scope='module')
+def uninterrupted(tiny_data, tmp_path_factory):
+    "The outputs of a 3-epoch run that nothing interrupted: what every killed and resumed run must reproduce."
+    out = tmp_path_factory.mktemp('uninterrupted')
+    p = train_process(tiny_params(tiny_data, out, epochs=3))
+    log, _ = p.communicate(timeout=600)
+    assert p.returncode == 0, log[-3000:]
+    return out
+
+
+def best_weights(f):
+    import torch
+    return torch.load(f, map_location='cpu', weights_only=False)['model'].state_dict()
+
+
+@pytest.mark.parametrize('epoch', [1, 2, 3])
+def test_a_run_killed_during_an_epoch_resumes_to_the_same_bytes(epoch, uninterrupted, tiny_data, tmp_path):
+    "SIGKILL during the first, a middle and the last of 3 epochs, then train again: every output equals the uninterrupted run's."
+    import torch
+    params = tiny_params(tiny_data, tmp_path, epochs=3, wandb='offline' if epoch == 2 else 'disabled')
+    env = {'WANDB_DIR': str(tmp_path/'wb')}
+    p = train_process(params, env)
+    wait_until(lambda: epoch_started(tmp_path/'runs/train', epoch), p, f'epoch {epoch} started')
+    time.sleep(0.2); kill_tree(p)
+    last = tmp_path/'runs/train/weights/last.pt'
+    done = torch.load(last, weights_only=False)['epoch'] + 1 if last.is_file() else 0
+    assert done == epoch - 1, f'killed after {done} epochs, not during epoch {epoch}'
+    p = train_process(params, env)
+    log, _ = p.communicate(timeout=600)
+    assert p.returncode == 0, log[-3000:]
+    if epoch > 1: assert 'resuming the interrupted run' in log and 'exact resume: restored resume_state_' in log, log[-3000:]
+    for f in ('results.csv', 'train.json'):
+        assert (tmp_path/f).read_bytes() == (uninterrupted/f).read_bytes(), f
+    a, b = best_weights(tmp_path/'best.pt'), best_weights(uninterrupted/'best.pt')  # best.pt also holds the date it was written
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), 'best.pt weights differ'
+    assert not list((tmp_path/'runs/train/weights').glob('resume_state_*')), 'a finished run keeps no resume state'
+    if epoch == 2:  # W&B: the resumed process continues the same run, and the epochs are logged once, by the process that finished
+        runs = sorted((tmp_path/'wb/wandb').glob('offline-run-*'))
+        assert len(runs) == 2 and len({r.name.rsplit('-', 1)[1] for r in runs}) == 1, runs
+        logs = [next(r.glob('run-*.wandb')).read_bytes() for r in runs]
+        assert [b'train/box_loss' in x for x in logs] == [False, True]
 
 
 def test_bad_input_gives_one_clear_paragraph(tiny_data, tmp_path):

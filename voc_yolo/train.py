@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_train.ipynb #cc8c7d2b
 from __future__ import annotations
-import csv, json, os, shutil, socket, subprocess, sys
+import csv, json, os, shutil, socket, subprocess, sys, uuid
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
 from .core import abs_path, cache_dir, get_logger, offline_setup, ParamsError
@@ -13,9 +13,9 @@ from .tables import METRIC_KEYS, write_json
 from .weights import resolve_device
 
 # %% auto #0
-__all__ = ['WANDB_MODES', 'TrainParams', 'resolve_model', 'train_args', 'resumable_checkpoint', 'fresh_run_dir', 'start_wandb',
-           'log_epochs', 'log_weights', 'write_results_csv', 'best_epoch_metrics', 'train_metrics', 'is_multi_gpu',
-           'train_in_subprocess', 'train']
+__all__ = ['WANDB_MODES', 'TrainParams', 'resolve_model', 'train_args', 'resumable_checkpoint', 'trim_results_csv',
+           'fresh_run_dir', 'checked_wandb_mode', 'start_wandb', 'log_epochs', 'log_weights', 'write_results_csv',
+           'best_epoch_metrics', 'train_metrics', 'is_multi_gpu', 'train_in_subprocess', 'train']
 
 # %% ../nbs/03_train.ipynb #ab352a8d
 @dataclass
@@ -91,14 +91,20 @@ def train_args(p:TrainParams, # the stage's parameters
 # %% ../nbs/03_train.ipynb #261a0058
 _RESUME_FREE = {'workers', 'device', 'cache', 'patience', 'plots', 'verbose', 'data', 'project', 'name', 'exist_ok'}
 
+def _load_checkpoint(f:Path)->dict:
+    import torch
+    return torch.load(f, map_location='cpu', weights_only=False)
+
 def resumable_checkpoint(run_dir:Path|str, # Ultralytics' run folder
                          args:dict, # the arguments of the run we are about to start (`train_args`)
                         )->Path|None:
     "`last.pt` of an unfinished run with the same arguments, else None."
     last = Path(run_dir)/'weights'/'last.pt'
     if not last.is_file(): return None
-    import torch
-    ckpt = torch.load(last, map_location='cpu', weights_only=False)
+    try: ckpt = _load_checkpoint(last)
+    except Exception as e:  # noqa: BLE001 - e.g. killed while Ultralytics was writing it
+        get_logger().warning(f"{last}: unreadable ({type(e).__name__}: {e}); starting the run over")
+        return None
     if ckpt.get('optimizer') is None or ckpt.get('epoch', -1) + 1 >= args['epochs']: return None  # finished
     old = ckpt.get('train_args', {})
     changed = {k: (old.get(k), v) for k, v in args.items() if k not in _RESUME_FREE and old.get(k) != v}
@@ -106,6 +112,17 @@ def resumable_checkpoint(run_dir:Path|str, # Ultralytics' run folder
         get_logger().warning(f"{last}: not resuming, params changed since it was written: {changed}")
         return None
     return last
+
+def trim_results_csv(run_dir:Path|str, # Ultralytics' run folder
+                     last:Path|str, # the checkpoint the run resumes from
+                    )->int:
+    "Drop the rows of `results.csv` past the epochs `last` holds; return how many were dropped."
+    f, done = Path(run_dir)/'results.csv', _load_checkpoint(Path(last))['epoch'] + 1
+    if not f.is_file(): return 0
+    head, *rows = f.read_text().splitlines(keepends=True)
+    keep = [r for r in rows if int(float(r.split(',')[0])) <= done]
+    f.write_text(head + ''.join(keep))
+    return len(rows) - len(keep)
 
 # %% ../nbs/03_train.ipynb #ac6eb76a
 def fresh_run_dir(run_dir:Path|str, # Ultralytics' run folder
@@ -123,14 +140,22 @@ def fresh_run_dir(run_dir:Path|str, # Ultralytics' run folder
 # %% ../nbs/03_train.ipynb #d82b1a91
 WANDB_MODES = ('offline', 'online', 'disabled')
 
+def checked_wandb_mode(p:TrainParams)->str:
+    "`p.wandb`, or a ParamsError naming the modes there are."
+    if p.wandb not in WANDB_MODES: raise ParamsError(f"wandb: '{p.wandb}' is not one of {WANDB_MODES}")
+    return p.wandb
+
 def start_wandb(p:TrainParams, # the stage's parameters (all of them go into the run's config)
                 args:dict, # Ultralytics' arguments (also recorded)
+                run_dir:Path|str, # Ultralytics' run folder: it keeps the W&B run id, so a resumed run continues the same W&B run
                ):
     "A W&B run for this training, or None when W&B is disabled."
-    if p.wandb not in WANDB_MODES: raise ParamsError(f"wandb: '{p.wandb}' is not one of {WANDB_MODES}")
-    if p.wandb == 'disabled': return None
+    if checked_wandb_mode(p) == 'disabled': return None
     import wandb
-    return wandb.init(project=p.wandb_project, name=Path(p.run_dir).name, job_type='train', mode=p.wandb,
+    f = Path(run_dir)/'wandb_id.txt'
+    run_id = f.read_text().strip() if f.is_file() else uuid.uuid4().hex[:8]  # W&B's own id format: 8 of [0-9a-z]
+    f.parent.mkdir(parents=True, exist_ok=True); f.write_text(run_id)
+    return wandb.init(project=p.wandb_project, name=Path(p.run_dir).name, job_type='train', mode=p.wandb, id=run_id, resume='allow',
                       dir=os.environ.get('WANDB_DIR') or str(cache_dir('wandb')), config={**asdict(p), 'ultralytics': args},
                       reinit='finish_previous')
 
@@ -184,7 +209,8 @@ def is_multi_gpu(device:str, # a device string from `resolve_device`
     "Whether Ultralytics will train `device` with DDP (more than one CUDA device)."
     return len([d for d in str(device).split(',') if d.strip()]) > 1
 
-_CHILD = "import json, sys; from ultralytics import YOLO; YOLO(sys.argv[1]).train(**json.loads(sys.argv[2]))"
+_CHILD = ("import json, sys; from ultralytics import YOLO; from voc_yolo.resume import ExactResumeTrainer; "
+          "YOLO(sys.argv[1]).train(trainer=ExactResumeTrainer, **json.loads(sys.argv[2]))")
 
 def train_in_subprocess(model:str, # what `YOLO()` loads: a model yaml, weights, or the checkpoint to resume
                         args:dict, # `YOLO.train` keyword arguments (JSON-serialisable)
@@ -204,22 +230,24 @@ def train(p:TrainParams, # the stage's parameters
          )->dict:
     "Train (or resume) the run `p` describes; write weights, per-epoch CSV and metrics; return the metrics."
     log = get_logger()
-    offline_setup(wandb_mode=p.wandb if p.wandb in WANDB_MODES else None)
+    offline_setup(wandb_mode=checked_wandb_mode(p))
     args = train_args(p)
     model_arg = resolve_model(p.model)
     run_dir = abs_path(p.run_dir)
     last = resumable_checkpoint(run_dir, args) if p.resume else None
-    run = start_wandb(p, args)
+    if not last: fresh_run_dir(run_dir)
+    run = start_wandb(p, args, run_dir)
     if last:
-        log.info(f"resuming the interrupted run in {run_dir} from {last}")
+        dropped = trim_results_csv(run_dir, last)
+        log.info(f"resuming the interrupted run in {run_dir} from {last}" + (f" (dropped {dropped} CSV row past it)" if dropped else ''))
         model_arg, args = str(last), dict(resume=str(last), **{k: args[k] for k in ('data', 'workers', 'device', 'cache')})
-    else: fresh_run_dir(run_dir)
     if is_multi_gpu(args['device']):
         log.info(f"device {args['device']}: DDP, trained in a child process (its output also goes to {run_dir/'train.log'})")
         train_in_subprocess(model_arg, args, run_dir/'train.log'); final = None
     else:
         from ultralytics import YOLO
-        model = YOLO(model_arg); model.train(**args); final = model.trainer.metrics
+        from voc_yolo.resume import ExactResumeTrainer  # after offline_setup: it imports Ultralytics
+        model = YOLO(model_arg); model.train(trainer=ExactResumeTrainer, **args); final = model.trainer.metrics
     weights = abs_path(p.weights_path); weights.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(run_dir/'weights'/'best.pt', weights)
     rows = write_results_csv(run_dir/'results.csv', abs_path(p.results_csv))
