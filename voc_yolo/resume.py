@@ -14,7 +14,7 @@ from ultralytics.utils.torch_utils import unwrap_model
 
 # %% auto #0
 __all__ = ['epoch_seed', 'seed_epoch', 'state_file', 'training_state', 'save_state', 'prune_states', 'restore_state',
-           'ExactResumeTrainer']
+           'ExactResumeTrainer', 'trainer_for']
 
 # %% ../nbs/03b_resume.ipynb #2ad4c160
 def epoch_seed(seed:int, # the run's seed (`args.seed`)
@@ -114,3 +114,9 @@ class ExactResumeTrainer(DetectionTrainer):
         for f in final:
             if f.with_suffix('.pt.part').is_file(): os.replace(f.with_suffix('.pt.part'), f)
         return saved
+
+# %% ../nbs/03b_resume.ipynb #44a7da2a
+def trainer_for(device:str, # Ultralytics' device argument: cpu, 0, 0,1 ...
+               )->type|None:
+    "`ExactResumeTrainer` on the CPU; None (Ultralytics' own trainer) on GPUs."
+    return ExactResumeTrainer if str(device).lower() == 'cpu' else None

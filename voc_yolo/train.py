@@ -209,8 +209,8 @@ def is_multi_gpu(device:str, # a device string from `resolve_device`
     "Whether Ultralytics will train `device` with DDP (more than one CUDA device)."
     return len([d for d in str(device).split(',') if d.strip()]) > 1
 
-_CHILD = ("import json, sys; from ultralytics import YOLO; from voc_yolo.resume import ExactResumeTrainer; "
-          "YOLO(sys.argv[1]).train(trainer=ExactResumeTrainer, **json.loads(sys.argv[2]))")
+_CHILD = ("import json, sys; from ultralytics import YOLO; from voc_yolo.resume import trainer_for; a = json.loads(sys.argv[2]); "
+          "YOLO(sys.argv[1]).train(trainer=trainer_for(a['device']), **a)")
 
 def train_in_subprocess(model:str, # what `YOLO()` loads: a model yaml, weights, or the checkpoint to resume
                         args:dict, # `YOLO.train` keyword arguments (JSON-serialisable)
@@ -246,8 +246,8 @@ def train(p:TrainParams, # the stage's parameters
         train_in_subprocess(model_arg, args, run_dir/'train.log'); final = None
     else:
         from ultralytics import YOLO
-        from voc_yolo.resume import ExactResumeTrainer  # after offline_setup: it imports Ultralytics
-        model = YOLO(model_arg); model.train(trainer=ExactResumeTrainer, **args); final = model.trainer.metrics
+        from voc_yolo.resume import trainer_for  # after offline_setup: it imports Ultralytics
+        model = YOLO(model_arg); model.train(trainer=trainer_for(args['device']), **args); final = model.trainer.metrics
     weights = abs_path(p.weights_path); weights.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(run_dir/'weights'/'best.pt', weights)
     rows = write_results_csv(run_dir/'results.csv', abs_path(p.results_csv))
