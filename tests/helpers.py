@@ -27,7 +27,8 @@ def clean_copy(dst):
 
 
 TINY = {'data': dict(n_train=24, n_test=8, img_size=96, workers=1),
-        'train': dict(epochs=2, imgsz=64, batch=8, workers=1, wandb='disabled'),  # 2: a kill after epoch 1 resumes
+        'train': dict(epochs=2, imgsz=64, batch=8, workers=1, wandb='disabled',  # 2 epochs: a kill after the first resumes
+                      extra={'close_mosaic': 1}),  # mosaic in epoch 1 (the default closes it 10 epochs before the end)
         'evaluate': dict(pred_conf=0.01),  # imgsz: from the weights (trained at 64)
         'profile': dict(batch_sizes=[1, 2], warmup=1, repeats=3),
         'quantize': dict(calib_images=8, warmup=1, repeats=3, accuracy_budget=1.0),

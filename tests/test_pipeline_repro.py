@@ -1,9 +1,12 @@
-"The whole pipeline on a clean clone (tiny params): every stage runs, a second repro is a no-op, and a rerun gives the same numbers."
+"The whole pipeline on a clean clone (tiny params): every stage runs, a second repro is a no-op, a killed repro resumes to the same bytes."
 import json
 import shutil
+import subprocess
 import time
 
-from helpers import run
+import yaml
+
+from helpers import epoch_started, kill_tree, run, wait_until
 
 ACCURACY = ('metrics/data.json', 'metrics/train.json', 'metrics/eval.json', 'metrics/eval_per_class.csv', 'metrics/train_results.csv')
 
@@ -15,7 +18,7 @@ def test_every_stage_ran(tiny_run):
     assert 'Data and pipelines are up to date' in run('dvc status', repo).stdout
     m = json.loads((repo/'metrics/eval.json').read_text())
     assert m['images'] == 8 and 0 <= m['metrics/mAP50(B)'] <= 1
-    assert json.loads((repo/'metrics/train.json').read_text())['epochs'] == 1
+    assert json.loads((repo/'metrics/train.json').read_text())['epochs'] == 2
     for f in ('models/best.pt', 'metrics/train_results.csv', 'metrics/eval_pr.csv', 'metrics/eval_confusion.csv', 'models/deploy.json',
               'metrics/eval_per_class.csv', 'reports/figures/evaluate/worst_images.png', 'reports/stages/evaluate.ipynb',
               'reports/index.html'):
@@ -43,8 +46,32 @@ def test_cli_runs_the_same_function_as_the_notebook(tiny_run, tmp_path):
     assert r.returncode == 2 and 'params file not found' in r.stderr
 
 
-def test_rerun_gives_byte_identical_accuracy_metrics(tiny_run, tmp_path):
+def repro(repo, log, target='evaluate', force=False):
+    "`dvc repro` in the background, as a user starts it, its output in `log` (read while it runs)."
+    return subprocess.Popen(f"dvc repro {'--force ' if force else ''}{target}", cwd=repo, shell=True, stdout=open(log, 'w'),
+                            stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def lock_entry(repo, stage):
+    return yaml.safe_load((repo/'dvc.lock').read_text())['stages'][stage]
+
+
+def test_a_killed_repro_records_nothing_half_done_and_the_next_one_resumes_to_the_same_bytes(tiny_run, tmp_path):
+    "Kill `dvc repro` (SIGKILL, the whole process tree) during train's second epoch, then during evaluate; rerun it."
     repo = tmp_path/'repo'  # a copy: the later stages of tiny_run's own lock stay true for the tests that read it
     shutil.copytree(tiny_run['repo'], repo, symlinks=True)
-    run('dvc repro --force evaluate', repo)  # prepare, train and evaluate again, from scratch
+    lock = (repo/'dvc.lock').read_text()
+    p = repro(repo, tmp_path/'1.log', force=True)  # prepare, train and evaluate again, from scratch
+    wait_until(lambda: epoch_started(repo/'runs/train', 2), p, "train's epoch 2 started")
+    kill_tree(p)
+    assert (repo/'dvc.lock').read_text() == lock, 'a killed stage changed dvc.lock'
+    p = repro(repo, tmp_path/'2.log')
+    wait_until(lambda: "Running stage 'evaluate'" in (tmp_path/'2.log').read_text(), p, 'the evaluate stage started')
+    time.sleep(1); kill_tree(p)  # its kernel is still starting
+    log = (tmp_path/'2.log').read_text()
+    assert 'resuming the interrupted run' in log and 'exact resume: restored resume_state_0.pt' in log, log[-3000:]
+    assert lock_entry(repo, 'evaluate') == yaml.safe_load(lock)['stages']['evaluate'], 'the killed evaluate stage was recorded'
+    out = run('dvc repro evaluate', repo).stdout
+    assert "Running stage 'evaluate'" in out and "Running stage 'train'" not in out, out[-3000:]
     for f in ACCURACY: assert (repo/f).read_bytes() == (tiny_run['repo']/f).read_bytes(), f
+    assert 'up to date' in run('dvc status evaluate', repo).stdout

@@ -56,11 +56,14 @@ def test_two_runs_with_the_same_seed_give_identical_metrics(tiny_data, tmp_path)
     assert (tmp_path/'a/results.csv').read_bytes() == (tmp_path/'b/results.csv').read_bytes()
 
 
+RESUMED = dict(epochs=3, extra={'close_mosaic': 1})  # mosaic in epochs 1 and 2, closed in 3: a resume must close it too
+
+
 @pytest.fixture(scope='module')
 def uninterrupted(tiny_data, tmp_path_factory):
     "The outputs of a 3-epoch run that nothing interrupted: what every killed and resumed run must reproduce."
     out = tmp_path_factory.mktemp('uninterrupted')
-    p = train_process(tiny_params(tiny_data, out, epochs=3))
+    p = train_process(tiny_params(tiny_data, out, **RESUMED))
     log, _ = p.communicate(timeout=600)
     assert p.returncode == 0, log[-3000:]
     return out
@@ -75,7 +78,7 @@ def best_weights(f):
 def test_a_run_killed_during_an_epoch_resumes_to_the_same_bytes(epoch, uninterrupted, tiny_data, tmp_path):
     "SIGKILL during the first, a middle and the last of 3 epochs, then train again: every output equals the uninterrupted run's."
     import torch
-    params = tiny_params(tiny_data, tmp_path, epochs=3, wandb='offline' if epoch == 2 else 'disabled')
+    params = tiny_params(tiny_data, tmp_path, **RESUMED, wandb='offline' if epoch == 2 else 'disabled')
     env = {'WANDB_DIR': str(tmp_path/'wb')}
     p = train_process(params, env)
     wait_until(lambda: epoch_started(tmp_path/'runs/train', epoch), p, f'epoch {epoch} started')
@@ -121,6 +124,8 @@ def test_the_gpu_check_script_runs_end_to_end_on_the_cpu(tmp_path):
     "tools/gpu_check.sh is for a GPU machine; its whole path (dataset, stage function, plain yolo train, ratio) runs here at tiny size."
     env = {**os.environ, 'GPU_CHECK_DEVICE': 'cpu', 'IMGSZ': '64', 'BATCH': '8', 'N_TRAIN': '16', 'REPEATS': '1', 'WORKERS': '1',
            'OUT_DIR': str(tmp_path)}
-    r = run('bash tools/gpu_check.sh 1', ROOT, env=env)
+    r = run('bash tools/gpu_check.sh 2', ROOT, env=env)
     assert re.search(r'ratio stage / plain: \d+\.\d+x', r.stdout), r.stdout[-2000:]
+    for line in ('resume check: killed during epoch 2 of 2', 'resume check: max |difference| 0.000000'):  # exact on the CPU
+        assert line in r.stdout, r.stdout[-2000:]
     assert (tmp_path/'runs/stage/weights/best.pt').is_file() and (tmp_path/'runs/plain/weights/best.pt').is_file()

@@ -12,6 +12,8 @@
 # It installs what is missing from the wheels (no index: nothing is downloaded), generates the synthetic dataset,
 # trains EPOCHS epochs through voc_yolo.train.train (the stage's function) and through Ultralytics' own `yolo train` entry point, and
 # prints images/s of both and their ratio. The target: the stage at >= 0.97x plain Ultralytics.
+# Then (EPOCHS >= 2) it kills the stage's training during a middle epoch (SIGKILL), reruns it, and prints how far the
+# resumed run's metrics land from the uninterrupted one's: 0 on the CPU; on a GPU, kernels are not deterministic.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 EPOCHS=${1:-3}
@@ -68,5 +70,25 @@ for i in range(repeats):
 ips = {k: n_train * epochs / statistics.median(v) for k, v in times.items()}
 print(f'\ndevice {device}, {epochs} epochs x {n_train} images at {imgsz} px, batch {batch}, median of {repeats}:')
 for k in ips: print(f'  {k:5s} {ips[k]:8.1f} images/s  (wall {statistics.median(times[k]):.1f} s: {times[k]})')
-print(f'ratio stage / plain: {ips["stage"] / ips["plain"]:.3f}x  (target >= 0.97)')
+print(f'ratio stage / plain: {ips["stage"] / ips["plain"]:.3f}x  (target >= 0.97)', flush=True)
+
+# 5. interrupt and resume: killed during the middle epoch, trained again, compared with the uninterrupted stage run
+import json, os, signal
+if epochs < 2: sys.exit(print('resume check: skipped (it needs EPOCHS >= 2)'))
+r = TrainParams(**{**asdict(p), 'resume': True, **{k: f'{out}/resumed{ext}' for k, ext in
+                   (('run_dir', ''), ('weights_path', '.pt'), ('results_csv', '.csv'), ('metrics_path', '.json'))}})
+resumed = [sys.executable, '-c', f'from voc_yolo.train import TrainParams, train; train(TrainParams(**{asdict(r)!r}))']
+proc, middle = subprocess.Popen(resumed, start_new_session=True), epochs // 2
+rows, last = Path(r.run_dir)/'results.csv', Path(r.run_dir)/'weights/last.pt'
+def checkpointed():  # epoch `middle` has its CSV row, and its last.pt came after it
+    return rows.is_file() and len(rows.read_text().splitlines()) > middle and last.is_file() and last.stat().st_mtime >= rows.stat().st_mtime
+while not checkpointed():
+    if proc.poll() is not None: sys.exit(f'resume check: the training ended (exit code {proc.returncode}) before epoch {middle} was saved')
+    time.sleep(0.02)
+os.killpg(proc.pid, signal.SIGKILL); proc.wait()
+print(f'resume check: killed during epoch {middle + 1} of {epochs}; training again', flush=True)
+subprocess.run(resumed, check=True)
+a, b = (json.loads(Path(f).read_text()) for f in (p.metrics_path, r.metrics_path))
+for k in a: print(f'  {k:22s} uninterrupted {a[k]:10.6f}  resumed {b[k]:10.6f}  difference {b[k] - a[k]:+.6f}')
+print(f'resume check: max |difference| {max(abs(b[k] - a[k]) for k in a):.6f}')
 PYEOF

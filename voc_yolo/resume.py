@@ -13,8 +13,8 @@ from ultralytics.utils import LOGGER
 from ultralytics.utils.torch_utils import unwrap_model
 
 # %% auto #0
-__all__ = ['epoch_seed', 'seed_epoch', 'state_file', 'training_state', 'save_state', 'prune_states', 'restore_state',
-           'ExactResumeTrainer', 'trainer_for']
+__all__ = ['epoch_seed', 'empty_mosaic_buffer', 'seed_epoch', 'state_file', 'training_state', 'save_state', 'prune_states',
+           'restore_state', 'ExactResumeTrainer', 'trainer_for']
 
 # %% ../nbs/03b_resume.ipynb #2ad4c160
 def epoch_seed(seed:int, # the run's seed (`args.seed`)
@@ -24,6 +24,11 @@ def epoch_seed(seed:int, # the run's seed (`args.seed`)
     return int(np.random.SeedSequence([seed, epoch]).generate_state(1)[0])
 
 # %% ../nbs/03b_resume.ipynb #376dd164
+def empty_mosaic_buffer(ds):
+    "Forget the recently loaded images mosaic draws its partners from, as at the start of a run."
+    for j in getattr(ds, 'buffer', ()): ds.ims[j], ds.im_hw0[j], ds.im_hw[j] = None, None, None  # or they would not re-enter it
+    if hasattr(ds, 'buffer'): ds.buffer.clear()
+
 def seed_epoch(trainer, # an Ultralytics trainer at the start of `trainer.epoch`
               ):
     "Seed Python, NumPy and torch, and the train loader's order and workers, from (seed, epoch); empty the mosaic buffer."
@@ -31,7 +36,7 @@ def seed_epoch(trainer, # an Ultralytics trainer at the start of `trainer.epoch`
     random.seed(s); np.random.seed(s); torch.manual_seed(s)
     loader = trainer.train_loader
     loader.generator.manual_seed(s)  # the sampler's permutation and the workers' base seed
-    if hasattr(loader.dataset, 'buffer'): loader.dataset.buffer.clear()  # mosaic draws partners from recent images
+    empty_mosaic_buffer(loader.dataset)
     loader.reset()  # new workers, seeded from the generator; the old ones had prefetched batches of this epoch
 
 # %% ../nbs/03b_resume.ipynb #60b4cff4
