@@ -72,6 +72,9 @@ bench-data: install ## VOC XML -> YOLO labels: voc_yolo vs an Ultralytics-style 
 bench-train: install ## train stage via DVC + papermill vs the plain `yolo train` CLI, same args, one run (~15 min)
 	python benchmarks/bench_train.py --epochs 12 --repeats 2
 
+bench-resume: install ## what exact resume costs per epoch: Ultralytics' trainer vs voc_yolo's, same data and params (~4 min)
+	python benchmarks/bench_resume.py --epochs 3 --repeats 2
+
 serve: install ## the inference service on http://127.0.0.1:8000: models/deploy as `deploy` (flags: make serve ARGS="--token t")
 	voc-yolo serve $(ARGS)
 
@@ -178,4 +181,4 @@ shellcheck: ## shellcheck, which actionlint runs over the workflows' scripts (De
 lab: install ## JupyterLab on the notebooks
 	jupyter lab --ServerApp.root_dir=. --ServerApp.default_url=/lab/tree/nbs $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
-.PHONY: system-deps shellcheck help install hooks pipeline export clean-nbs readme lint nbtest pytest test check-clean bench-data bench-train serve bench-serve wrk attacks soak fuzz docs browser lab prometheus monitor loadtest lock wheelhouse docker-base docker-serve test-docker push pull sweep compare register promote gpu-wheels
+.PHONY: system-deps shellcheck help install hooks pipeline export clean-nbs readme lint nbtest pytest test check-clean bench-data bench-train bench-resume serve bench-serve wrk attacks soak fuzz docs browser lab prometheus monitor loadtest lock wheelhouse docker-base docker-serve test-docker push pull sweep compare register promote gpu-wheels
