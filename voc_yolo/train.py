@@ -13,9 +13,9 @@ from .tables import METRIC_KEYS, write_json
 from .weights import resolve_device
 
 # %% auto #0
-__all__ = ['WANDB_MODES', 'TrainParams', 'resolve_model', 'train_args', 'resumable_checkpoint', 'trim_results_csv',
-           'fresh_run_dir', 'checked_wandb_mode', 'start_wandb', 'log_epochs', 'log_weights', 'write_results_csv',
-           'best_epoch_metrics', 'train_metrics', 'is_multi_gpu', 'train_in_subprocess', 'train']
+__all__ = ['WANDB_MODES', 'TrainParams', 'resolve_model', 'train_args', 'run_fingerprint', 'resumable_checkpoint',
+           'trim_results_csv', 'fresh_run_dir', 'checked_wandb_mode', 'start_wandb', 'log_epochs', 'log_weights',
+           'write_results_csv', 'best_epoch_metrics', 'train_metrics', 'is_multi_gpu', 'train_in_subprocess', 'train']
 
 # %% ../nbs/03_train.ipynb #ab352a8d
 @dataclass
@@ -95,12 +95,33 @@ def _load_checkpoint(f:Path)->dict:
     import torch
     return torch.load(f, map_location='cpu', weights_only=False)
 
+_SHAPING = ('train.py', 'resume.py', 'dataset.py')  # the modules whose code shapes a training run
+
+def run_fingerprint(data:str|Path, # the (resolved) dataset yaml
+                   )->dict:
+    "What a run's bytes depend on beyond its params: this code, the libraries' versions, the dataset's files."
+    import hashlib, cv2, numpy, torch, ultralytics, yaml
+    pkg = Path(__import__('voc_yolo').__file__).parent
+    root = Path(yaml.safe_load(Path(data).read_text())['path'])
+    files = [f for f in root.rglob('*') if f.is_file() and f.suffix != '.cache']  # Ultralytics' label caches come and go
+    return dict(code={m: hashlib.sha256((pkg/m).read_bytes()).hexdigest()[:16] for m in _SHAPING},
+                versions={m.__name__: m.__version__ for m in (ultralytics, torch, numpy, cv2)},
+                data=dict(yaml=hashlib.sha256(Path(data).read_bytes()).hexdigest()[:16], files=len(files),
+                          bytes=sum(f.stat().st_size for f in files)))
+
 def resumable_checkpoint(run_dir:Path|str, # Ultralytics' run folder
                          args:dict, # the arguments of the run we are about to start (`train_args`)
+                         fingerprint:dict|None=None, # `run_fingerprint` now: a run started by other code or data starts over
                         )->Path|None:
-    "`last.pt` of an unfinished run with the same arguments, else None."
+    "`last.pt` of an unfinished run with the same arguments (and fingerprint), else None."
     last = Path(run_dir)/'weights'/'last.pt'
     if not last.is_file(): return None
+    old_fp = json.loads(f.read_text()) if (f := Path(run_dir)/'fingerprint.json').is_file() else None
+    if fingerprint is not None and old_fp != fingerprint:
+        diff = {k: (old_fp or {}).get(k) for k in fingerprint if (old_fp or {}).get(k) != fingerprint[k]}
+        get_logger().warning(f"{last}: not resuming, it was started by other code, libraries or data ({f.name} then: {diff}); "
+                             "starting over")
+        return None
     try: ckpt = _load_checkpoint(last)
     except Exception as e:  # noqa: BLE001 - e.g. killed while Ultralytics was writing it
         get_logger().warning(f"{last}: unreadable ({type(e).__name__}: {e}); starting the run over")
@@ -234,8 +255,9 @@ def train(p:TrainParams, # the stage's parameters
     args = train_args(p)
     model_arg = resolve_model(p.model)
     run_dir = abs_path(p.run_dir)
-    last = resumable_checkpoint(run_dir, args) if p.resume else None
-    if not last: fresh_run_dir(run_dir)
+    fingerprint = run_fingerprint(args['data'])
+    last = resumable_checkpoint(run_dir, args, fingerprint) if p.resume else None
+    if not last: fresh_run_dir(run_dir); (run_dir/'fingerprint.json').write_text(json.dumps(fingerprint, indent=1))
     run = start_wandb(p, args, run_dir)
     if last:
         dropped = trim_results_csv(run_dir, last)
