@@ -116,17 +116,17 @@ def resumable_checkpoint(run_dir:Path|str, # Ultralytics' run folder
     "`last.pt` of an unfinished run with the same arguments (and fingerprint), else None."
     last = Path(run_dir)/'weights'/'last.pt'
     if not last.is_file(): return None
+    try: ckpt = _load_checkpoint(last)
+    except Exception as e:  # noqa: BLE001 - e.g. killed while Ultralytics was writing it
+        get_logger().warning(f"{last}: unreadable ({type(e).__name__}: {e}); starting the run over")
+        return None
+    if ckpt.get('optimizer') is None or ckpt.get('epoch', -1) + 1 >= args['epochs']: return None  # finished
     old_fp = json.loads(f.read_text()) if (f := Path(run_dir)/'fingerprint.json').is_file() else None
     if fingerprint is not None and old_fp != fingerprint:
         diff = {k: (old_fp or {}).get(k) for k in fingerprint if (old_fp or {}).get(k) != fingerprint[k]}
         get_logger().warning(f"{last}: not resuming, it was started by other code, libraries or data ({f.name} then: {diff}); "
                              "starting over")
         return None
-    try: ckpt = _load_checkpoint(last)
-    except Exception as e:  # noqa: BLE001 - e.g. killed while Ultralytics was writing it
-        get_logger().warning(f"{last}: unreadable ({type(e).__name__}: {e}); starting the run over")
-        return None
-    if ckpt.get('optimizer') is None or ckpt.get('epoch', -1) + 1 >= args['epochs']: return None  # finished
     old = ckpt.get('train_args', {})
     changed = {k: (old.get(k), v) for k, v in args.items() if k not in _RESUME_FREE and old.get(k) != v}
     if changed:
