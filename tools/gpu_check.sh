@@ -85,6 +85,7 @@ def checkpointed():  # epoch `middle` has its CSV row, and its last.pt came afte
 while not checkpointed():
     if proc.poll() is not None: sys.exit(f'resume check: the training ended (exit code {proc.returncode}) before epoch {middle} was saved')
     time.sleep(0.02)
+if proc.poll() is not None: sys.exit(f'resume check: the training finished before it could be killed; use more EPOCHS or N_TRAIN')
 os.killpg(proc.pid, signal.SIGKILL); proc.wait()
 print(f'resume check: killed during epoch {middle + 1} of {epochs}; training again', flush=True)
 subprocess.run(resumed, check=True)
