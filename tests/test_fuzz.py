@@ -107,7 +107,7 @@ def client(deployed, tmp_path_factory):
     from voc_yolo.serve.app import create_app
     from voc_yolo.serve.settings import Settings
     store = tmp_path_factory.mktemp('fuzz')/'store'
-    c = TestClient(create_app(Settings(deploy=str(deployed['deploy']), models=str(store), token='t', workers=1, streams=1,
+    c = TestClient(create_app(Settings(deploy=str(deployed['deploy']), models=str(store), token='t', decode_threads=1, streams=1,
                                        max_pixels=100_000, max_request_pixels=200_000))).__enter__()
     for _ in range(400):
         if c.get('/ready').status_code == 200: break

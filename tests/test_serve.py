@@ -29,7 +29,7 @@ def Server(tmp, deploy, *flags):
 
 @pytest.fixture(scope='module')
 def server(deployed):
-    s = Server(deployed['tmp'], deployed['deploy'], '--token', TOKEN, '--max-body-mb', '16', '--workers', '2', '--max-queue', '64')
+    s = Server(deployed['tmp'], deployed['deploy'], '--token', TOKEN, '--max-body-mb', '16', '--decode-threads', '2', '--max-queue', '64')
     try: yield s.wait_ready()
     finally: s.stop()
 
@@ -163,7 +163,7 @@ def test_uploads_are_checked_versioned_and_never_overwritten(server, deployed):
 
 
 def test_uploads_are_off_without_a_token(deployed, tmp_path):
-    s = Server(tmp_path, deployed['deploy'], '--workers', '1').wait_ready()
+    s = Server(tmp_path, deployed['deploy'], '--decode-threads', '1').wait_ready()
     try:
         r = upload(s, [('model.onnx', deployed['onnx'].read_bytes())])
         assert r.status_code == 403 and 'uploads are off' in r.json()['detail']
@@ -188,7 +188,7 @@ def test_metrics_count_exactly_what_was_sent(server, deployed):
 def test_a_flood_gets_503_not_an_unbounded_queue(deployed, tmp_path):
     import cv2
     big = cv2.imencode('.jpg', cv2.resize(cv2.imread(str(deployed['images'][0])), (1600, 1200)))[1].tobytes()
-    s = Server(tmp_path, deployed['deploy'], '--workers', '1', '--max-queue', '2').wait_ready()
+    s = Server(tmp_path, deployed['deploy'], '--decode-threads', '1', '--max-queue', '2').wait_ready()
     try:
         with cf.ThreadPoolExecutor(24) as ex:
             codes = list(ex.map(lambda _: post_image(s, big).status_code, range(48)))

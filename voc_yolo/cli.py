@@ -4,7 +4,7 @@
 
 # %% ../nbs/08_cli.ipynb #f350b460
 from __future__ import annotations
-import argparse, dataclasses, json, sys
+import argparse, dataclasses, json, sys, typing
 from .core import load_params, check_params, offline_setup, ParamsError, STAGES, PIPELINE
 
 # %% auto #0
@@ -29,8 +29,9 @@ def serve_options(sp:argparse.ArgumentParser):
     sp.add_argument('--access-log', action='store_true', help="uvicorn's per-request log line")
     try: from voc_yolo.serve.settings import Settings
     except ImportError as e: sp.set_defaults(missing=f'{e.name}'); return  # a pipeline-only install: say so when serve is asked for
-    for name, f in Settings.model_fields.items():
-        sp.add_argument(f"--{name.replace('_', '-')}", type=f.annotation, default=None,
+    for name, f in Settings.model_fields.items():  # int|None (a deprecated name) parses as int
+        kind = next((t for t in typing.get_args(f.annotation) if t is not type(None)), f.annotation)
+        sp.add_argument(f"--{name.replace('_', '-')}", type=kind, default=None,
                         help=f"{f.description}; default {f.default!r}; env VOC_YOLO_{name.upper()}")
 
 # %% ../nbs/08_cli.ipynb #d8074261

@@ -19,12 +19,13 @@ from .metrics import Metrics
 from .uploads import UploadError
 from .store import ModelStore, UnknownModel
 from .middleware import Guard
-from .limits import Refusal, reason_of, header_timeout_protocol, return_large_buffers
+from .limits import Refusal, reason_of
+from .server import run_server, serve_processes
 from .routers import models, predict, upload, drift, pages
 from .routers.predict import Predictions, PredictQuery
 
 # %% auto #0
-__all__ = ['REFUSED', 'PREDICT', 'ROUTES', 'refusal', 'predict_fast_path', 'App', 'create_app', 'serve']
+__all__ = ['REFUSED', 'PREDICT', 'ROUTES', 'refusal', 'predict_fast_path', 'App', 'create_app', 'serve', 'serve_child']
 
 # %% ../../nbs/10_serve_app.ipynb #1bdb1815
 def refusal(request:Request, e:Exception)->JSONResponse:
@@ -72,7 +73,7 @@ def create_app(s:Settings|None=None, # the settings (default: from VOC_YOLO_* en
     async def lifespan(app):
         store.load_in_background()
         yield
-        preds.close(); store.close()
+        preds.close(); store.close(); m.close()
 
     app = App(title='voc_yolo', version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,  # /docs: routers.pages
                   description='YOLOv8 detectors trained on PASCAL VOC, served from ONNX Runtime or OpenVINO.')
@@ -86,14 +87,12 @@ def serve(host:str='127.0.0.1', # interface to listen on (0.0.0.0 in a container
           port:int=8000, # TCP port
           access_log:bool=False, # log every request (costs throughput)
           **overrides, # Settings fields (CLI flags), winning over VOC_YOLO_* variables
-         ):
-    "Run the service with uvicorn until interrupted (SIGTERM or Ctrl-C: requests in flight finish first)."
-    import signal, uvicorn
+         )->int:
+    "Run the service until SIGTERM or Ctrl-C (/ready turns 503, requests are served `drain_s` more, those in flight finish); its exit code."
     s = load_settings(**overrides)
-    # uvicorn drains on SIGTERM, then raises the signal again with the handler it found; make that one a no-op, so
-    # a graceful stop (docker stop, a rolling update) exits 0 instead of dying by the signal
-    signal.signal(signal.SIGTERM, lambda *_: None)
-    return_large_buffers()  # request bodies and images go back to the OS when freed (a flat RSS under load)
-    uvicorn.run(create_app(s), host=host, port=port, access_log=access_log, log_level='info',
-                http=header_timeout_protocol(s.header_timeout_s),
-                limit_concurrency=s.max_connections, timeout_keep_alive=s.keep_alive_s, timeout_graceful_shutdown=s.shutdown_timeout_s)
+    if s.processes > 1: return serve_processes(serve_child, s, host, port, access_log)
+    run_server(create_app(s), s, host, port, access_log); return 0
+
+def serve_child(host:str, port:int, access_log:bool):
+    "One of `--processes` server processes: its settings from the environment (the parent exported them), the port shared."
+    s = load_settings(); run_server(create_app(s), s, host, port, access_log, reuse_port=True)

@@ -4,9 +4,9 @@
 
 # %% ../../nbs/10b_serve_metrics.ipynb #8aba3521
 from __future__ import annotations
-import threading
+import os, threading
 from fastapi import Request
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 from ..drift import FEATURES
 from .limits import REASONS
 
@@ -32,21 +32,24 @@ class Metrics:
                                buckets=(.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1), registry=r)
         self.images = Counter('voc_yolo_images_total', 'Images predicted', ['model'], registry=r)
         self.detections = Counter('voc_yolo_detections_total', 'Detections returned', ['model', 'class_name'], registry=r)
-        self.models = Gauge('voc_yolo_models_loaded', 'Models loaded and warmed up', registry=r)
+        self.models = Gauge('voc_yolo_models_loaded', 'Models loaded and warmed up', registry=r, multiprocess_mode='livemax')
         self.uploads = Counter('voc_yolo_uploads_total', 'Model uploads by outcome', ['outcome'], registry=r)
-        self.queue = Gauge('voc_yolo_queue_depth', 'Predict requests admitted and not finished', registry=r)
+        self.store_polls = Counter('voc_yolo_store_polls_total', 'Looks at the shared model store, by outcome (ok | error)', ['outcome'],
+                                   registry=r)
+        self.queue = Gauge('voc_yolo_queue_depth', 'Predict requests admitted and not finished', registry=r, multiprocess_mode='livesum')
         self.refusals = Counter('voc_yolo_refusals_total', 'Requests refused (4xx), by reason: a fixed set (serve.limits.REASONS)',
                                 ['reason'], registry=r)
         for reason in REASONS: self.refusals.labels(reason)  # every series exists at 0: rate() and alerts see the first one
         self.rejected = Counter('voc_yolo_rejected_total', 'Predict requests refused because the queue was full', registry=r)
         self.drift_score = Gauge('voc_yolo_drift_score',
                                  'Drift test p-value per feature (Evidently\'s drift score: low means the recent images differ from the '
-                                 'reference)', ['model', 'feature'], registry=r)
+                                 'reference)', ['model', 'feature'], registry=r, multiprocess_mode='livemostrecent')
         self.drift = Gauge('voc_yolo_drift_detected', 'Drift per feature: 1 when its p-value is below the Bonferroni-corrected alpha',
-                           ['model', 'feature'], registry=r)
+                           ['model', 'feature'], registry=r, multiprocess_mode='livemostrecent')
         self.drift_sampled_out = Counter('voc_yolo_drift_sampled_out_total', 'Images answered but left out of the drift window '
                                          '(over VOC_YOLO_DRIFT_MAX_RATE)', ['model'], registry=r)
-        self.drift_images = Gauge('voc_yolo_drift_window_images', 'Images in the drift window', ['model'], registry=r)
+        self.drift_images = Gauge('voc_yolo_drift_window_images', 'Images in the drift window', ['model'], registry=r,
+                                  multiprocess_mode='livesum')
         self._drift_lock = threading.Lock()
 
     def observe_drift(self, model:str, report:dict):
@@ -61,7 +64,14 @@ class Metrics:
                         except KeyError: pass
                 else: self.drift_score.labels(model, f).set(r['score']); self.drift.labels(model, f).set(int(r['drift']))
 
-    def text(self)->bytes: return generate_latest(self.registry)
+    def text(self)->bytes:
+        "The exposition: this registry, or with several server processes (`PROMETHEUS_MULTIPROC_DIR`) every process's, summed."
+        if not os.environ.get('PROMETHEUS_MULTIPROC_DIR'): return generate_latest(self.registry)
+        merged = CollectorRegistry(); multiprocess.MultiProcessCollector(merged); return generate_latest(merged)
+
+    def close(self):
+        "A server process that ends: its live gauges leave the sums of the others."
+        if os.environ.get('PROMETHEUS_MULTIPROC_DIR'): multiprocess.mark_process_dead(os.getpid())
 
 async def get_metrics(request:Request)->Metrics:
     "The app's metrics (a FastAPI dependency)."

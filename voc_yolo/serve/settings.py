@@ -4,7 +4,7 @@
 
 # %% ../../nbs/10_serve_settings.ipynb #b35ead2a
 from __future__ import annotations
-import os
+import os, warnings
 from fastapi import Request
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -17,7 +17,12 @@ class Settings(BaseSettings):
     "Every setting of `voc-yolo serve`; each is also read from `VOC_YOLO_<NAME>`, and a CLI flag wins over the variable."
     model_config = SettingsConfigDict(env_prefix='VOC_YOLO_')
     deploy: str = Field('models/deploy', description="the pipeline's deployed model (served as `deploy`); its metrics in <deploy>.json")
-    models: str = Field('models/store', description='uploaded models, one folder per name and version: <name>/<version>/')
+    models: str = Field('models/store', description='the model store every replica shares: a folder, or a URL fsspec knows (s3://bucket/'
+                        'path, gs://...); one folder per name and version, <name>/<version>/, complete once its manifest.json is there')
+    poll_s: float = Field(5.0, ge=0, description='seconds between two looks at the store for versions other replicas uploaded or '
+                                                 'retired (0: never)')
+    cache_dir: str = Field('', description="where versions from a remote store are downloaded to (default: a folder in the system's "
+                                           "temporary directory); a local store's models load in place")
     token: str = Field('', description='bearer token for POST /upload; uploads are off while it is empty')
     max_body_mb: float = Field(20.0, gt=0, description='largest request body, MB (refused before it is read)')
     max_pixels: int = Field(40_000_000, gt=0, description='largest image, pixels (refused before it is decoded)')
@@ -31,8 +36,12 @@ class Settings(BaseSettings):
     header_timeout_s: float = Field(10.0, gt=0, description="a connection whose request line and headers are not complete after this "
                                                             "many seconds is closed (slow clients)")
     body_timeout_s: float = Field(30.0, gt=0, description='a request body not received in full after this many seconds: 408')
-    shutdown_timeout_s: float = Field(30.0, gt=0, description='on SIGTERM, seconds to let requests in flight finish before exiting')
-    workers: int = Field(0, ge=0, description='threads that decode and letterbox uploads (0: one per CPU core)')
+    drain_s: float = Field(0.0, ge=0, description='on SIGTERM, seconds /ready answers 503 while requests are still served, so load '
+                                                 'balancers stop sending new ones (a rolling update); then the port closes')
+    shutdown_timeout_s: float = Field(30.0, gt=0, description='then, seconds to let requests in flight finish before exiting')
+    processes: int = Field(1, ge=1, description='server processes on the one port (uvicorn workers); each loads every model')
+    decode_threads: int = Field(0, ge=0, description='threads per process that decode and letterbox uploads (0: one per CPU core)')
+    workers: int|None = Field(None, ge=0, description='deprecated: the old name of decode_threads')
     inline_kb: int = Field(64, ge=0, description='a predict body of at most this many KB is parsed on the event loop (0: never)')
     inline_pixels: int = Field(409_600, ge=0, description='...and its images decoded there when they hold at most this many pixels in all')
     streams: int = Field(0, ge=0, description='inferences that run at once (0: CPU cores ÷ threads)')
@@ -50,6 +59,12 @@ class Settings(BaseSettings):
 
     @model_validator(mode='after')
     def _window_holds_the_minimum(self):
+        if self.workers is not None:  # the old name of decode_threads, which says what it sizes
+            if 'decode_threads' in self.model_fields_set:
+                raise ValueError('workers: give decode_threads only (workers is its deprecated name)')
+            warnings.warn('--workers (VOC_YOLO_WORKERS) is deprecated: it sets the decode threads; use --decode-threads '
+                          '(VOC_YOLO_DECODE_THREADS). Server processes are --processes', FutureWarning, stacklevel=2)
+            self.decode_threads, self.workers = self.workers, None
         if self.drift_min_images > self.drift_window:
             raise ValueError(f'drift_min_images: {self.drift_min_images} must be at most drift_window ({self.drift_window})')
         if self.max_request_pixels < self.max_pixels:  # or an image allowed alone would be refused
@@ -57,7 +72,7 @@ class Settings(BaseSettings):
         return self
 
     @property
-    def n_workers(self)->int: return self.workers or os.cpu_count() or 1
+    def n_decode_threads(self)->int: return self.decode_threads or os.cpu_count() or 1
 
     @property
     def n_streams(self)->int: return self.streams or max(1, (os.cpu_count() or 1) // self.threads)

@@ -21,9 +21,11 @@ async def health()->dict: return {'status': 'alive'}
 @router.get('/ready')
 async def ready(store:ModelStore=Depends(get_store)):
     "200 once the deployed model is loaded and warmed up; the models served, and those that failed to load with why."
+    if store.draining: return JSONResponse({'ready': False, 'detail': 'shutting down: finishing the requests in flight'}, 503)
     if store.error: return JSONResponse({'ready': False, 'detail': f"loading the models failed: {store.error}"}, 503)
     if not store.ready: return JSONResponse({'ready': False, 'detail': 'loading and warming up the models'}, 503)
     out = {'ready': 'deploy' in store.models, 'models': sorted(store.models), 'failed': dict(sorted(store.failed.items()))}
+    if store.poll_error: out['store_error'] = store.poll_error  # still ready: what is loaded is served
     if out['ready']: return out
     return JSONResponse({**out, 'detail': f"the deployed model did not load: {store.failed.get('deploy')}"}, 503)
 

@@ -34,7 +34,7 @@ class Predictions:
     "What the predict routes share: decode threads, the count of requests in flight, the settings, metrics and store."
     def __init__(self, s:Settings, m:Metrics, store:ModelStore):
         self.s, self.m, self.store, self.pending = s, m, store, 0  # only the event loop's thread touches `pending`
-        self.pool = ThreadPoolExecutor(s.n_workers, thread_name_prefix='decode')
+        self.pool = ThreadPoolExecutor(s.n_decode_threads, thread_name_prefix='decode')
 
     def close(self): self.pool.shutdown(wait=False, cancel_futures=True)
 
