@@ -19,7 +19,7 @@ def stage_entry(name:str, # a stage of `voc_yolo.core.STAGES`, or compare
     m = importlib.import_module(f'voc_yolo.{module}')
     return getattr(m, cls), getattr(m, fn), params
 
-TOOLS = ('compare', 'sweep', 'push', 'pull')  # commands around the pipeline: experiments and remotes
+TOOLS = ('compare', 'sweep', 'push', 'pull', 'capacity')  # commands around the pipeline: experiments, remotes, replicas
 
 # %% ../nbs/08_cli.ipynb #08f5823f
 def serve_options(sp:argparse.ArgumentParser):
@@ -49,6 +49,10 @@ def tool_options(sub):
         sp = sub.add_parser(name, help=f'dvc {name} --run-cache, naming the remote when it cannot be reached')
         sp.add_argument('-r', '--remote', help='the remote (default: the default remote)')
         sp.add_argument('-j', '--jobs', type=int, help='parallel transfers')
+    sp = sub.add_parser('capacity', help='replicas needed for a request rate at a p99 (M/M/c fitted to the load test)')
+    sp.add_argument('--rps', type=float, required=True, help='requests per second to serve, all replicas together')
+    sp.add_argument('--p99-ms', type=float, required=True, help='99th percentile response time to meet, ms')
+    sp.add_argument('--serve-json', default='metrics/serve.json', help="the load-test stage's figures (default: metrics/serve.json)")
 
 # %% ../nbs/08_cli.ipynb #1bc6d6e8
 def parser()->argparse.ArgumentParser:
@@ -101,6 +105,15 @@ def main(argv:list[str]|None=None)->int:
 # %% ../nbs/08_cli.ipynb #94b8827b
 def run_tool(args)->int:
     "Run `voc-yolo sweep`, `push` or `pull`; a failure is one line on stderr and a non-zero exit code."
+    if args.command == 'capacity':
+        from voc_yolo.capacity import capacity
+        try: r = capacity(args.rps, args.p99_ms, args.serve_json)
+        except (OSError, KeyError, ValueError) as e: print(f'voc-yolo capacity: {e}', file=sys.stderr); return 2
+        m = r['measured']
+        print(f"{r['replicas']} replicas for {r['rps']:g} req/s at p99 {r['p99_ms']:g} ms; one replica: {r['streams']} streams, "
+              f"service {r['service_ms']:.1f} ms, at most {r['max_rps_per_replica']} req/s at that p99.\nfitted to {args.serve_json}: "
+              f"{m['rps']:.1f} req/s, p50 {m['p50_ms']:g} ms; p99 measured {m['p99_ms']:g} ms, predicted {r['predicted_p99_ms']:.1f} ms")
+        return 0
     if args.command in ('push', 'pull'):
         from voc_yolo.remote import transfer
         return transfer(args.command, args.remote, jobs=args.jobs)
