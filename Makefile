@@ -48,7 +48,20 @@ CHECKOV := .cache/checkov/bin/checkov
 $(CHECKOV): # checkov pins much of its own stack: it lives in a venv of its own, out of the project's lock
 	$(PYTHON) -m venv .cache/checkov && .cache/checkov/bin/pip install --quiet 'checkov==3.3.30'
 
-lint: install shellcheck $(CHECKOV) ## every pre-commit hook (ruff, nbdev, hadolint, actionlint with shellcheck, YAML, whitespace); shellcheck over the scripts; checkov over deploy/ and .github/
+KUBEVAL := .cache/kv/bin/kubernetes-validate
+$(KUBEVAL): # offline Kubernetes schemas (bundled), in a venv of its own like checkov
+	$(PYTHON) -m venv .cache/kv && .cache/kv/bin/pip install --quiet 'kubernetes-validate==1.37.0'
+
+k8s-lint: $(KUBEVAL) $(CHECKOV) ## render deploy/k8s's overlays (kubectl kustomize, or kustomize), validate them offline against Kubernetes 1.32's schemas, checkov them
+	@mkdir -p build/k8s
+	@for o in dev prod; do \
+	  if command -v kubectl >/dev/null; then kubectl kustomize deploy/k8s/overlays/$$o; \
+	  elif command -v kustomize >/dev/null; then kustomize build deploy/k8s/overlays/$$o; \
+	  else echo "k8s-lint needs kubectl or kustomize to render the overlays" >&2; exit 1; fi > build/k8s/$$o.yaml; \
+	  $(KUBEVAL) --strict -k 1.32.0 --quiet build/k8s/$$o.yaml; echo "deploy/k8s/overlays/$$o: valid against Kubernetes 1.32"; done
+	$(CHECKOV) -f build/k8s/dev.yaml -f build/k8s/prod.yaml --framework kubernetes --compact --quiet --skip-download
+
+lint: install shellcheck $(CHECKOV) k8s-lint ## every pre-commit hook (ruff, nbdev, hadolint, actionlint with shellcheck, YAML, whitespace); shellcheck over the scripts; checkov over deploy/ and .github/
 	pre-commit run --all-files --show-diff-on-failure
 	shellcheck tools/*.sh && shellcheck -s sh deploy/pip-secrets.sh
 	$(CHECKOV) -d deploy -d .github --compact --quiet --skip-download
@@ -60,7 +73,7 @@ pytest: install ## integration and end-to-end tests, with line coverage of voc_y
 	rm -f .coverage .coverage.*
 	COVERAGE_FILE=$(CURDIR)/.coverage python -m pytest -q -rs --durations=15 --cov=voc_yolo --cov-report=term
 
-test: install browser prometheus wrk lint pytest ## the full test suite: pytest runs every library notebook's tests too (against the exported package), and tests/test_docker.py
+test: install browser prometheus wrk haproxy lint pytest ## the full test suite: pytest runs every library notebook's tests too (against the exported package), and tests/test_docker.py
 
 check-clean: install ## fail if nbdev_export or nbdev_clean would change a tracked file
 	nbdev_export && nbdev_clean
@@ -97,6 +110,9 @@ docs: install ## the nbdev docs site in _docs/ (needs Quarto: https://quarto.org
 
 wrk: ## wrk, the load generator of make bench-serve (Debian/Ubuntu package; needs root or sudo); without it the benchmark uses its Python client
 	@bash tools/system_deps.sh wrk
+
+haproxy: ## HAProxy, the load balancer of the replica tests and deploy/compose.replicas.yaml (Debian/Ubuntu package; needs root or sudo)
+	@bash tools/system_deps.sh haproxy
 
 prometheus: ## Prometheus and promtool for the monitoring tests and `make monitor` (Debian/Ubuntu package; needs root or sudo)
 	@bash tools/system_deps.sh prometheus
@@ -181,4 +197,4 @@ shellcheck: ## shellcheck, which actionlint runs over the workflows' scripts (De
 lab: install ## JupyterLab on the notebooks
 	jupyter lab --ServerApp.root_dir=. --ServerApp.default_url=/lab/tree/nbs $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
-.PHONY: system-deps shellcheck help install hooks pipeline export clean-nbs readme lint nbtest pytest test check-clean bench-data bench-train bench-resume serve bench-serve wrk attacks soak fuzz docs browser lab prometheus monitor loadtest lock wheelhouse docker-base docker-serve test-docker push pull sweep compare register promote gpu-wheels
+.PHONY: system-deps shellcheck help install hooks pipeline export clean-nbs readme lint nbtest pytest test check-clean bench-data bench-train bench-resume serve bench-serve wrk attacks soak fuzz docs browser lab prometheus haproxy k8s-lint monitor loadtest lock wheelhouse docker-base docker-serve test-docker push pull sweep compare register promote gpu-wheels

@@ -159,7 +159,8 @@ def test_uploads_are_checked_versioned_and_never_overwritten(server, deployed):
     assert r.status_code == 201 and (r.json()['backend'], r.json()['version']) == ('openvino', 1), r.text
     r = upload(server, ir[:2], name='mine-ir')  # an IR without Ultralytics' metadata.yaml: no input size, no class names
     assert r.status_code == 422 and 'model metadata: no class names' in r.json()['detail'], r.text
-    assert not list((tmp/'store/.incoming').iterdir()), 'refused uploads leave nothing behind'
+    assert not list((tmp/'store/.cache/.incoming').iterdir()), 'refused uploads leave nothing behind'
+    assert all((tmp/f'store/mine/{v}/manifest.json').is_file() for v in (1, 2)), 'each version is complete: its manifest was written last'
 
 
 def test_uploads_are_off_without_a_token(deployed, tmp_path):

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The system tools the tests need, found where the platform has them, else installed from its packages:
-#   tools/system_deps.sh browser|prometheus|wrk|shellcheck|all
+#   tools/system_deps.sh browser|prometheus|wrk|shellcheck|haproxy|all
 # - GitHub's Ubuntu runners ship Google Chrome and a matching chromedriver ($CHROMEWEBDRIVER); Ubuntu's own chromium
 #   package is only a stub for the snap, so it is never installed there. Debian has chromium and chromium-driver.
 # - prometheus (with promtool), wrk and shellcheck are packages of both Debian and Ubuntu.
@@ -47,10 +47,11 @@ need_package() {
 }
 need_prometheus() { need_package prometheus prometheus promtool; }
 need_wrk() { need_package wrk wrk; }
+need_haproxy() { need_package haproxy haproxy; }
 need_shellcheck() { need_package shellcheck shellcheck; }
 
 case "${1:-all}" in
-  browser|prometheus|wrk|shellcheck) "need_$1" ;;
-  all) need_browser; need_prometheus; need_wrk; need_shellcheck ;;
-  *) echo "usage: $0 browser|prometheus|wrk|shellcheck|all" >&2; exit 2 ;;
+  browser|prometheus|wrk|shellcheck|haproxy) "need_$1" ;;
+  all) need_browser; need_prometheus; need_wrk; need_shellcheck; need_haproxy ;;
+  *) echo "usage: $0 browser|prometheus|wrk|shellcheck|haproxy|all" >&2; exit 2 ;;
 esac

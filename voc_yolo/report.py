@@ -14,14 +14,15 @@ import matplotlib
 import matplotlib.pyplot as plt
 from .core import abs_path, repo_root, get_logger, ParamsError, PIPELINE
 from .latency import cpu_info
+from .capacity import capacity
 from .htmlpage import fig_img, png_img, table, section, page
 from .figures import learning_curves, roofline_figure, serving_figure
 
 # %% auto #0
 __all__ = ['PACKAGES', 'ReportParams', 'git_state', 'locked_versions', 'package_table', 'run_identity', 'notebook_html',
            'Missing', 'read_json', 'read_csv', 'safe', 'identity_section', 'data_section', 'training_section',
-           'eval_section', 'profile_section', 'decision_line', 'quantize_section', 'stages_section', 'serving_section',
-           'experiments_link', 'render_report']
+           'eval_section', 'profile_section', 'decision_line', 'quantize_section', 'stages_section', 'capacity_table',
+           'serving_section', 'experiments_link', 'render_report']
 
 # %% ../nbs/07_report.ipynb #eded438b
 @dataclass
@@ -201,6 +202,18 @@ def stages_section(pages:list[Path], out_dir:Path)->list[str]:
 # %% ../nbs/07_report.ipynb #1fb8e383
 def _href(f:Path, page_dir:Path)->str: return Path(os.path.relpath(f, page_dir)).as_posix()
 
+def capacity_table(serve_json:Path, rates=(100, 300, 1000), p99s=(100, 250))->list[str]:
+    "Replicas needed per request rate and p99 target, from the M/M/c queue fitted to this load test (`voc-yolo capacity`)."
+    def replicas(rps, p99):
+        try: return capacity(rps, p99, serve_json)['replicas']
+        except ValueError: return 'none: the service time alone is slower'
+    df = pd.DataFrame([{'req/s': r, 'p99 target ms': l, 'replicas': replicas(r, l)} for r in rates for l in p99s])
+    r = capacity(rates[0], 10**6, serve_json)  # the fit itself
+    return [f'<p>Capacity (M/M/c per replica, {r["streams"]} streams, service time {r["service_ms"]:.1f} ms, fitted to the rate and '
+            f'median; at the measured rate it predicts '
+            f'p99 {r["predicted_p99_ms"]:.0f} ms, measured {r["measured"]["p99_ms"]:.0f} ms):</p>',
+            table(df)]
+
 def serving_section(p:ReportParams, root:Path, page_dir:Path)->list[str]:
     "The load test: the headline, per-endpoint figures, throughput and latency over time, and the drift verdict with links to the reports."
     s, hist = read_json(abs_path(p.serve_metrics, root)), read_csv(abs_path(p.serve_history, root))
@@ -216,6 +229,7 @@ def serving_section(p:ReportParams, root:Path, page_dir:Path)->list[str]:
              f'({d["images"]} images in the window{"; drifting: " + ", ".join(d["drifted"]) if d["drifted"] else ""}).</p>')
     links = [(abs_path(p.drift_html, root), "Evidently's drift report"), (abs_path(p.locust_html, root), "Locust's report")]
     return [head, table(eps), fig_img(serving_figure(hist.to_dict('records')), 'throughput and latency under load'), drift,
+            *capacity_table(abs_path(p.serve_metrics, root)),
             '<p>' + ' &middot; '.join(f'<a href="{_href(f, page_dir)}">{n}</a>' for f, n in links if f.is_file()) + '</p>']
 
 # %% ../nbs/07_report.ipynb #ac46c4b2
