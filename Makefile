@@ -108,6 +108,9 @@ docs: install ## the nbdev docs site in _docs/ (needs Quarto: https://quarto.org
 	@command -v quarto >/dev/null || { echo "make docs needs Quarto, which is not installed: get it from https://quarto.org/docs/get-started/ (a .deb/.tar.gz; pip's quarto-cli downloads it at install time), then rerun"; exit 1; }
 	nbdev_docs
 
+bench-processes: install wrk ## serving: 1 vs 2 server processes on one port (--processes), same cores, wrk at 16 clients (~1 min)
+	python benchmarks/bench_processes.py
+
 wrk: ## wrk, the load generator of make bench-serve (Debian/Ubuntu package; needs root or sudo); without it the benchmark uses its Python client
 	@bash tools/system_deps.sh wrk
 
@@ -197,4 +200,4 @@ shellcheck: ## shellcheck, which actionlint runs over the workflows' scripts (De
 lab: install ## JupyterLab on the notebooks
 	jupyter lab --ServerApp.root_dir=. --ServerApp.default_url=/lab/tree/nbs $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
-.PHONY: system-deps shellcheck help install hooks pipeline export clean-nbs readme lint nbtest pytest test check-clean bench-data bench-train bench-resume serve bench-serve wrk attacks soak fuzz docs browser lab prometheus haproxy k8s-lint monitor loadtest lock wheelhouse docker-base docker-serve test-docker push pull sweep compare register promote gpu-wheels
+.PHONY: system-deps shellcheck help install hooks pipeline export clean-nbs readme lint nbtest pytest test check-clean bench-data bench-train bench-resume serve bench-serve bench-processes wrk attacks soak fuzz docs browser lab prometheus haproxy k8s-lint monitor loadtest lock wheelhouse docker-base docker-serve test-docker push pull sweep compare register promote gpu-wheels
