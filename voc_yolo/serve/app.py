@@ -95,4 +95,6 @@ def serve(host:str='127.0.0.1', # interface to listen on (0.0.0.0 in a container
 
 def serve_child(host:str, port:int, access_log:bool):
     "One of `--processes` server processes: its settings from the environment (the parent exported them), the port shared."
-    s = load_settings(); run_server(create_app(s), s, host, port, access_log, reuse_port=True)
+    s = load_settings(); app = create_app(s)
+    app.state.store.load_in_background().join()  # models ready before this process listens: the kernel sends it connections at once
+    run_server(app, s, host, port, access_log, reuse_port=True)

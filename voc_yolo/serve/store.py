@@ -124,6 +124,7 @@ class ModelStore:
 
     def load_in_background(self)->threading.Thread:
         "`load` in a thread of its own, so the server answers (/health, and /ready with 503) while models warm up; then poll the store."
+        if getattr(self, '_loader', None): return self._loader  # once: a process that loaded before listening (serve_child)
         def run():
             try: self.load(); self.m.models.set(len(self.models)); self.ready = True
             except Exception as e: self.error = f'{type(e).__name__}: {e}'; return  # noqa: BLE001 - /ready reports it
