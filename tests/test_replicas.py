@@ -114,3 +114,38 @@ def test_three_replicas_take_an_upload_and_a_rolling_restart_without_a_failed_re
         for r in replicas: r.stop()
         lb.terminate(); lb.wait(10)
     assert served_predicts(logs) == load.ok, (served_predicts(logs), load.ok)  # no request lost, none answered twice
+
+
+def test_a_store_that_cannot_be_read_keeps_the_loaded_models_served(deployed, tmp_path):
+    from voc_yolo.serve.settings import Settings
+    from voc_yolo.serve.store import ModelStore
+    (tmp_path/'not-a-folder').write_text('x')
+    odd = ModelStore(Settings(deploy=str(deployed['deploy']), models=str(tmp_path/'not-a-folder'), threads=1, streams=1, poll_s=0))
+    try:
+        odd.load()
+        assert 'not-a-folder: not a folder' in (odd.poll_error or '') and 'deploy' in odd.models, (odd.poll_error, list(odd.models))
+    finally: odd.close()
+
+
+def eq(a, b): assert a == b, (a, b)
+
+
+def test_two_stores_in_process_converge_on_uploads_and_retired_versions(deployed, tmp_path):
+    "Two replicas' ModelStores over one folder: what one uploads the other serves after one sync; retired versions go the same way."
+    from voc_yolo.serve.settings import Settings
+    from voc_yolo.serve.shared import retire
+    from voc_yolo.serve.store import ModelStore
+    shared = Settings(deploy=str(deployed['deploy']), models=str(tmp_path/'shared'), threads=1, streams=1, poll_s=0)
+    a, b = ModelStore(shared).load(), ModelStore(shared).load()
+    eq((sorted(a.models), sorted(b.models)), (['deploy'], ['deploy']))
+    a.add('mine', {'m.onnx': deployed['onnx'].read_bytes()}); a.add('mine', {'m.onnx': deployed['onnx'].read_bytes()})
+    eq('mine' in b.models, False)
+    t = time.perf_counter(); eq(b.sync(), True)
+    print(f'b serves what a uploaded after one sync: {time.perf_counter() - t:.2f} s (fetch, check, load, warm up)')
+    eq((b.get('mine').version, b.get('mine').origin), (2, 'upload'))
+    eq(b.sync(), False)  # nothing changed: one listing, no load
+    retire(a.files, 'mine', 2); b.poll()
+    eq(b.get('mine').version, 1)  # the newest version left
+    retire(a.files, 'mine', 1); b.poll()
+    eq((sorted(b.models), b.poll_error), (['deploy'], None))  # every version retired: unlisted
+    a.close(); b.close()
