@@ -4,7 +4,7 @@
 
 # %% ../../nbs/10o_serve_server.ipynb #e9b00a25
 from __future__ import annotations
-import logging, multiprocessing, os, shutil, signal, socket, tempfile, threading, time
+import logging, multiprocessing, os, shutil, signal, socket, tempfile, threading
 import uvicorn
 from .settings import Settings
 from .limits import header_timeout_protocol, return_large_buffers
