@@ -1,4 +1,5 @@
 "Helpers the tests and the benchmarks share: the repository, shell runs, clean copies, tiny params, request bodies, kills."
+import os
 import shutil
 import subprocess
 import time
@@ -7,8 +8,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run(cmd, cwd, check=True, **kw):
-    "Run a shell command the way a user types it; on failure show its output."
+def unmeasured(env=None):
+    """`env` (default: this process's) without coverage's subprocess switch. For runs that repeat stage code the tiny
+    pipeline and the notebook tests already measure: tracing doubles a tiny stage's wall time and adds no line."""
+    return {k: v for k, v in (os.environ if env is None else env).items() if k != 'COVERAGE_PROCESS_CONFIG'}
+
+
+def run(cmd, cwd, check=True, measured=True, **kw):
+    "Run a shell command the way a user types it; on failure show its output. `measured=False`: see `unmeasured`."
+    if not measured: kw['env'] = unmeasured(kw.get('env'))
     r = subprocess.run(cmd, cwd=cwd, shell=True, capture_output=True, text=True, **kw)
     if check and r.returncode:
         raise AssertionError(f"`{cmd}` failed ({r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")

@@ -6,7 +6,7 @@ import time
 
 import yaml
 
-from helpers import epoch_started, kill_tree, run, wait_until
+from helpers import epoch_started, kill_tree, run, unmeasured, wait_until
 
 ACCURACY = ('metrics/data.json', 'metrics/train.json', 'metrics/eval.json', 'metrics/eval_per_class.csv', 'metrics/train_results.csv')
 
@@ -50,7 +50,7 @@ def repro(repo, log, target='evaluate', force=False):
     """`dvc repro` in the background, its output in `log` (read while it runs). Not through a shell: DVC's lock names its PID,
     which must be reaped once killed (an orphan's zombie, where init does not reap, would hold the lock)."""
     return subprocess.Popen(['dvc', 'repro', *(['--force'] if force else []), target], cwd=repo, stdout=open(log, 'w'),
-                            stderr=subprocess.STDOUT, start_new_session=True)
+                            stderr=subprocess.STDOUT, start_new_session=True, env=unmeasured())
 
 
 def lock_entry(repo, stage):
@@ -72,7 +72,7 @@ def test_a_killed_repro_records_nothing_half_done_and_the_next_one_resumes_to_th
     log = (tmp_path/'2.log').read_text()
     assert 'resuming the interrupted run' in log and 'exact resume: restored resume_state_0.pt' in log, log[-3000:]
     assert lock_entry(repo, 'evaluate') == before['evaluate'], 'the killed evaluate stage was recorded'
-    out = run('dvc repro evaluate', repo).stdout
+    out = run('dvc repro evaluate', repo, measured=False).stdout
     assert "Running stage 'evaluate'" in out and "Running stage 'train'" not in out, out[-3000:]
     for f in ACCURACY: assert (repo/f).read_bytes() == (tiny_run['repo']/f).read_bytes(), f
     assert 'up to date' in run('dvc status evaluate', repo).stdout
