@@ -2,11 +2,15 @@
 import logging
 import os
 import shutil
+import signal
+import subprocess
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from helpers import BUCKET, S3_ENV, clean_copy, free_port, run, tiny_pipeline
+from helpers import BUCKET, S3_ENV, clean_copy, free_port, tiny_pipeline
 
 os.environ.setdefault('WANDB_MODE', 'disabled')  # no W&B in tests unless the test is about W&B (nbs/design.ipynb)
 os.environ['YOLO_AUTOINSTALL'] = 'false'  # no run-time pip installs from Ultralytics in any test process (offline_setup sets it too)
@@ -18,14 +22,41 @@ def repo_copy(tmp_path):
     return clean_copy(tmp_path/'repo')
 
 
+class TinyRun(threading.Thread):
+    "A clean copy running the whole pipeline (`dvc repro`) on tiny params, in the background: mostly one core's work."
+    def __init__(self, folder:Path):
+        super().__init__(daemon=True); self.folder, self.result, self.error, self.proc = folder, None, None, None
+
+    def run(self):
+        try:
+            repo = clean_copy(self.folder/'repo'); tiny_pipeline(repo)
+            t = time.perf_counter()
+            self.proc = subprocess.Popen(['dvc', 'repro'], cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                         start_new_session=True)  # its own process group: stop() ends the stages' processes too
+            out, err = self.proc.communicate()
+            if self.proc.returncode: raise AssertionError(f"`dvc repro` of the tiny pipeline failed ({self.proc.returncode}):\n"
+                                                          f"{out[-3000:]}\n{err[-3000:]}")
+            self.result = dict(repo=repo, seconds=time.perf_counter() - t, log=out)
+        except BaseException as e: self.error = e
+
+    def stop(self):
+        "End a run still going (a session stopped early, or one whose tiny tests were all deselected)."
+        if self.is_alive() and self.proc and self.proc.poll() is None: os.killpg(self.proc.pid, signal.SIGKILL)
+        self.join(30)
+
+    def wait(self)->dict:
+        self.join()
+        if self.error: raise self.error
+        return self.result
+
+
 @pytest.fixture(scope='session')
-def tiny_run(tmp_path_factory):
-    "A clean copy that has run the whole pipeline (`dvc repro`) on tiny params. Tests read it; one that reruns a stage copies it first."
-    import time
-    repo = clean_copy(tmp_path_factory.mktemp('tiny')/'repo')
-    tiny_pipeline(repo)
-    t = time.perf_counter(); out = run('dvc repro', repo).stdout
-    return dict(repo=repo, seconds=time.perf_counter() - t, log=out)
+def tiny_run(request, tmp_path_factory):
+    """A clean copy that has run the whole pipeline on tiny params. Tests read it; one that reruns a stage copies it first.
+    Started at collection (see below) while the tests that do not need it run."""
+    build = getattr(request.config, 'tiny_run', None)
+    if build is None: build = TinyRun(tmp_path_factory.mktemp('tiny')); build.start()
+    return build.wait()
 
 
 @pytest.fixture(scope='module')
@@ -71,8 +102,19 @@ def browser():
     d.quit()
 
 
+BOTH_CORES = ('test_notebook_tests.py',)  # tests that keep every core busy on their own
+
+
+@pytest.hookimpl(trylast=True)  # after -k and -m have deselected what will not run
 def pytest_collection_modifyitems(session, config, items):
-    "The Docker tests go last, and their image starts building now, in the background, while the rest of the suite runs."
+    """The tiny pipeline starts now, in the background, and the tests that do not need it run first, on the other core.
+    The Docker tests go last, and their image starts building now too, while the rest of the suite runs."""
+    if config.option.collectonly: return  # nothing runs: nothing to start
+    tiny = [i for i in items if 'tiny_run' in getattr(i, 'fixturenames', ())]
+    if tiny:
+        config.tiny_run = TinyRun(Path(config._tmp_path_factory.mktemp('tiny'))); config.tiny_run.start()
+        wide = [i for i in items if i.path.name in BOTH_CORES and i not in tiny]  # after the one-core tests that share with it
+        items[:] = [i for i in items if i not in tiny and i not in wide] + wide + tiny
     docker = [i for i in items if i.path.name == 'test_docker.py']
     if not docker: return
     items[:] = [i for i in items if i not in docker] + docker
@@ -110,3 +152,8 @@ def s3():
         for k, v in saved.items():
             if v is None: os.environ.pop(k, None)
             else: os.environ[k] = v
+
+
+def pytest_sessionfinish(session):
+    tiny = getattr(session.config, 'tiny_run', None)
+    if tiny is not None: tiny.stop()

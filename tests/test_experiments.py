@@ -18,7 +18,7 @@ def test_sweep_imgsz_from_the_baseline_reaches_every_stage_and_compares(tiny_run
 
     try:  # a 2-point grid up to the stages that read the size; imgsz=64 is the baseline's run, which DVC's run-cache restores
         t = time.perf_counter()  # (loadtest and report, downstream and size-agnostic, would add 90 s here)
-        r = run("voc-yolo sweep -S 'params/train.yaml:imgsz=64,96' --no-compare evaluate profile quantize", repo, measured=False)
+        r = run("voc-yolo sweep -S 'params/train.yaml:imgsz=64,96' --no-compare evaluate profile quantize", repo)
         print(f'\nsweep of 2 experiments (prepare, train, evaluate, profile, quantize; 1 worker): {time.perf_counter() - t:.0f} s')
     finally:
         run('dvc queue stop', repo, check=False)  # no worker outlives the test (sweep stops idle ones too)
@@ -70,7 +70,7 @@ def test_sweep_imgsz_from_the_baseline_reaches_every_stage_and_compares(tiny_run
 
     # a failed experiment is named, with a non-zero exit code, and keeps its row
     try:
-        r = run("voc-yolo sweep -S 'params/data.yaml:n_train=many' --no-compare prepare", repo, check=False, measured=False)
+        r = run("voc-yolo sweep -S 'params/data.yaml:n_train=many' --no-compare prepare", repo, check=False)
     finally:
         run('dvc queue stop', repo, check=False)
     assert r.returncode == 1 and '1 of 1 experiments did not succeed' in r.stderr, r.stderr[-2000:]
