@@ -47,6 +47,8 @@ def uninterrupted(tiny_data, tmp_path_factory):
 
 
 def best_weights(f):
+    from voc_yolo.core import offline_setup
+    offline_setup()  # unpickling a checkpoint imports Ultralytics here: after offline_setup, as everywhere in the project
     import torch
     return torch.load(f, map_location='cpu', weights_only=False)['model'].state_dict()
 
