@@ -67,7 +67,8 @@ lint: install shellcheck $(CHECKOV) k8s-lint ## every pre-commit hook (ruff, nbd
 	$(CHECKOV) -d deploy -d .github --compact --quiet --skip-download
 
 nbtest: install ## run the library notebooks' tests in their own kernels (nbdev_test; make test runs the same tests through pytest)
-	nbdev_test --n_workers 2
+	@# the test cells' mkdtemp() scratch folders go to a private TMPDIR, removed whatever the outcome
+	tmp=$$(mktemp -d -t nbtest-XXXXXX); trap 'rm -rf "$$tmp"' EXIT; TMPDIR=$$tmp nbdev_test --n_workers 2
 
 pytest: install ## integration and end-to-end tests, with line coverage of voc_yolo (subprocesses included)
 	rm -f .coverage .coverage.*

@@ -13,6 +13,7 @@ from helpers import ROOT
 
 PULLED_BASE, DEBIAN_BASE = 'python:3.11-slim-bookworm', 'voc-yolo/base:bookworm'
 IMAGE, WHEELHOUSE_IMAGE = 'voc-yolo/serve:test', 'voc-yolo/serve:test-wheelhouse'
+CACHE_KEPT = '2GB'  # the build cache a test daemon keeps between runs: enough for the base and wheel layers
 
 
 def sh(*cmd, check=False, **kw):
@@ -88,7 +89,9 @@ class ServeImage:
     def stop(self):
         "Remove the image and stop the daemon this started (by its PID); the build, if still running, is left to end with the daemon."
         if isinstance(self.outcome, dict) and self.outcome['built']: sh(self.docker, 'rmi', '-f', IMAGE, WHEELHOUSE_IMAGE)
-        if self.dockerd:
+        if self.dockerd:  # a daemon this started: trim its build cache (each run adds ~1 GB of pip layers) and dangling images
+            sh(self.docker, 'builder', 'prune', '-f', '--keep-storage', CACHE_KEPT)
+            sh(self.docker, 'image', 'prune', '-f')
             self.dockerd.terminate()
             try: self.dockerd.wait(30)
             except subprocess.TimeoutExpired: self.dockerd.kill(); self.dockerd.wait()

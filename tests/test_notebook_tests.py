@@ -3,6 +3,7 @@ import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 
+import nbformat
 import pytest
 
 from helpers import ROOT, run
@@ -25,3 +26,19 @@ def notebook_runs():
 def test_notebook_tests_pass_on_the_exported_package(nb, notebook_runs):
     r = notebook_runs[nb].result()  # from nbs/, as nbdev_test runs them
     assert r.returncode == 0, f'{nb} failed ({r.returncode}):\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}'
+
+
+def test_scratch_folders_of_test_cells_are_removed(tmp_path):
+    "Test cells mkdtemp() as a notebook user would; run here they (and their subprocesses) write to a private folder, removed at the end."
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell('#| default_exp core'), nbformat.v4.new_code_cell(
+        'import pathlib, subprocess, sys, tempfile\n'
+        'd = tempfile.mkdtemp(); pathlib.Path(d, "x").write_text("1"); print(d)\n'
+        'child = [sys.executable, "-c", "import tempfile; print(tempfile.mkdtemp())"]\n'
+        'print(subprocess.run(child, capture_output=True, text=True).stdout)')])
+    nbformat.write(nb, tmp_path/'scratch.ipynb')
+    r = run(f'{sys.executable} {ROOT}/tools/nb_tests_on_package.py scratch.ipynb', tmp_path)
+    made = [p for p in r.stdout.split() if p.strip()]
+    assert len(made) == 2, r.stdout
+    private = {os.path.dirname(p) for p in made}
+    assert len(private) == 1 and os.path.basename(private.pop()).startswith('nbtest-'), made
+    assert not any(os.path.exists(p) for p in made), f'left behind: {made}'
