@@ -88,9 +88,9 @@ def main(argv:list[str]|None=None)->int:
         from voc_yolo.serve.app import serve
         from voc_yolo.serve.settings import Settings, SettingsError, load_settings
         opts = {name: getattr(args, name) for name in Settings.model_fields}
-        try: load_settings(**opts)  # a bad flag or VOC_YOLO_* value: one line, not a traceback
+        try: s = load_settings(**opts)  # a bad flag or VOC_YOLO_* value: one line, not a traceback
         except SettingsError as e: print(f'voc-yolo serve: {e}', file=sys.stderr); return 2
-        return serve(args.host, args.port, args.access_log, **opts)  # several processes: 1 when one of them failed
+        return serve(args.host, args.port, args.access_log, settings=s)  # several processes: 1 when one of them failed
     if args.command in TOOLS[1:]: return run_tool(args)
     offline_setup()  # before anything imports ultralytics: its settings live in the repository's .cache/
     cls, fn, default = stage_entry(args.command)

@@ -86,10 +86,11 @@ def create_app(s:Settings|None=None, # the settings (default: from VOC_YOLO_* en
 def serve(host:str='127.0.0.1', # interface to listen on (0.0.0.0 in a container)
           port:int=8000, # TCP port
           access_log:bool=False, # log every request (costs throughput)
+          settings:Settings|None=None, # settings already read (the CLI checks them first); else read here
           **overrides, # Settings fields (CLI flags), winning over VOC_YOLO_* variables
          )->int:
     "Run the service until SIGTERM or Ctrl-C (/ready turns 503, requests are served `drain_s` more, those in flight finish); its exit code."
-    s = load_settings(**overrides)
+    s = settings or load_settings(**overrides)  # read once: a deprecated flag warns once
     if s.processes > 1: return serve_processes(serve_child, s, host, port, access_log)
     run_server(create_app(s), s, host, port, access_log); return 0
 

@@ -71,7 +71,12 @@ class ModelStore:
     def _swap(self, served:ServedModel):
         "List `served` under its name; the version it replaces stays loaded for requests that hold it."
         with self._lock: old, self.models[served.name] = self.models.get(served.name), served; self.failed.pop(served.name, None)
-        self._retire(old)
+        self.m.models.set(len(self.models)); self._retire(old)
+
+    def _unlist(self, name:str):
+        "Stop listing `name` (every version retired from the store); requests that hold it finish on it."
+        with self._lock: old = self.models.pop(name)
+        self.m.models.set(len(self.models)); self._retire(old)
 
     def _load_deploy(self):
         "The pipeline's model, with its mAP50 from <deploy>.json; a failure is recorded in `failed`, and never stops the uploads."
@@ -97,11 +102,9 @@ class ModelStore:
             for name, versions in sorted(found.items()):
                 newest, have = max(versions), self.models.get(name)
                 if (have is None or have.version != newest) and self._failed_at.get(name) != newest: self._load_version(name, newest)
-            for name in [n for n, m in self.models.items() if m.origin == 'upload' and n not in found]:  # every version retired
-                with self._lock: old = self.models.pop(name)
-                self._retire(old)
+            for name in [n for n, m in self.models.items() if m.origin == 'upload' and n not in found]: self._unlist(name)  # all retired
             for name in [n for n in self.failed if n != 'deploy' and n not in found]: del self.failed[name]
-            self._seen = found; self.m.models.set(len(self.models))
+            self._seen = found
             return True
 
     def load(self)->ModelStore:
@@ -126,7 +129,7 @@ class ModelStore:
         "`load` in a thread of its own, so the server answers (/health, and /ready with 503) while models warm up; then poll the store."
         if getattr(self, '_loader', None): return self._loader  # once: a process that loaded before listening (serve_child)
         def run():
-            try: self.load(); self.m.models.set(len(self.models)); self.ready = True
+            try: self.load(); self.ready = True
             except Exception as e: self.error = f'{type(e).__name__}: {e}'; return  # noqa: BLE001 - /ready reports it
             if not self.s.poll_s: return
             self._poller = threading.Thread(target=self._poll_forever, name='store-poll', daemon=True); self._poller.start()
@@ -161,6 +164,7 @@ class ModelStore:
                     (self.files.cache/name).mkdir(parents=True, exist_ok=True); os.rename(tmp, self.files.cache/name/str(version))
                 pred.file = fetch(self.files, name, version)/pred.file.name
                 self._swap(served := self._served(name, version, 'upload', pred))
+                self._seen = None  # the store changed since this replica's last listing: the next poll compares in full
             return served
         finally: shutil.rmtree(tmp, ignore_errors=True)
 

@@ -61,5 +61,5 @@ async def upload(request:Request, store:ModelStore=Depends(get_store), m:Metrics
         name, files = await upload_form(request)  # only now, with the token checked, is the body read
         model = await asyncio.to_thread(store.add, name, files)
     except UploadError as e: m.uploads.labels(f'refused_{e.status}').inc(); raise
-    m.uploads.labels('accepted').inc(); m.models.set(len(store.models))
+    m.uploads.labels('accepted').inc()  # the store keeps voc_yolo_models_loaded
     return model.info()
