@@ -1,7 +1,8 @@
 """The GitHub workflows' `run:` steps that can run here, read from the workflow files so that the two cannot drift
 apart: the `full` job's install step (platform detection, on Debian and on a stand-in Ubuntu), the train-gpu report
 (`dvc metrics diff`, `dvc params diff`, `dvc plots diff` on the tiny pipeline's repository with two commits), and
-deploy-model's `gto` and `fetch` steps against a local S3 (moto). Plus what every workflow must declare."""
+deploy-model's `gto`, `fetch` and `publish` steps against a local S3 (moto), and its rollout steps without a cluster.
+Plus what every workflow must declare."""
 import filecmp
 import json
 import os
@@ -11,7 +12,7 @@ import subprocess
 import pytest
 import yaml
 
-from helpers import BUCKET, ROOT, S3_ENV, publish, run
+from helpers import BUCKET, ROOT, S3_ENV, free_port, publish, run
 
 WORKFLOWS = ROOT/'.github/workflows'
 
@@ -124,3 +125,46 @@ def test_deploy_model_reads_the_tag_and_fetches_the_model_from_s3(registry, tmp_
     assert not (cmp.left_only or cmp.right_only or cmp.diff_files), cmp.report()
     assert filecmp.cmp(registry['src']/'models/deploy.json', clone/'models/deploy.json', shallow=False)
     assert 'model-store' not in run('git diff', clone).stdout, 'the remote went into a committed file'
+    # the store route: the fetched model becomes version 1 of `prod` in the replicas' store (moto's S3), checked as an upload is
+    publish_step = step('deploy-model.yaml', 'deploy', "publish to the replicas' model store")
+    r = run_step(publish_step, clone, {'MODEL_STORE_URL': '', 'STAGE': 'prod'})
+    assert '::notice::skipped the model store' in r.stdout, r.stdout
+    r = run_step(publish_step, clone, {'MODEL_STORE_URL': f's3://{BUCKET}/replica-store', 'MODEL_STORE_ENDPOINT': registry['s3'],
+                                       'STAGE': 'prod', **S3_ENV})
+    assert f's3://{BUCKET}/replica-store/prod/1: published' in r.stdout, (r.stdout, r.stderr)
+    import boto3
+    keys = [o['Key'] for o in boto3.client('s3', endpoint_url=registry['s3']).list_objects_v2(
+        Bucket=BUCKET, Prefix='replica-store/prod/1/')['Contents']]
+    want = sorted(['claim.json', 'manifest.json', *(p.name for p in (clone/'models/deploy').iterdir())])
+    assert sorted(k.rsplit('/', 1)[1] for k in keys) == want, keys
+
+
+def test_deploy_model_rollouts_say_what_they_skip_and_fail_loudly_when_set_up_wrong(tmp_path):
+    "Without their settings the Kubernetes and Cloud Run steps skip with a notice; with them, kubectl fails on an unreachable cluster."
+    digest, outputs = 'sha256:' + 'ab' * 32, tmp_path/'github_output'
+    env = {'RUNNER_TEMP': str(tmp_path), 'GITHUB_OUTPUT': str(outputs), 'DIGEST': digest}
+    outputs.touch()
+    k8s = step('deploy-model.yaml', 'deploy', 'roll out to Kubernetes')
+    r = run_step(k8s, ROOT, {**env, 'KUBE_CONFIG': '', 'NAMESPACE': 'voc-yolo', 'IMAGE': f'ghcr.io/o/r/serve@{digest}'})
+    assert '::notice::skipped the Kubernetes rollout' in r.stdout, r.stdout
+    render = step('deploy-model.yaml', 'deploy', 'render the Cloud Run service')
+    r = run_step(render, ROOT, {**env, 'REGION': '', 'IMAGE': ''})
+    assert '::notice::skipped Cloud Run' in r.stdout and outputs.read_text() == '', r.stdout
+    image = 'europe-docker.pkg.dev/p/ghcr/o/r/serve'
+    run_step(render, ROOT, {**env, 'REGION': 'europe-west1', 'IMAGE': image})
+    rendered = yaml.safe_load((tmp_path/'cloudrun.yaml').read_text())
+    assert outputs.read_text() == f'file={tmp_path}/cloudrun.yaml\n', outputs.read_text()
+    committed = yaml.safe_load((ROOT/'deploy/cloudrun.yaml').read_text())
+    assert rendered['spec']['template']['spec']['containers'][0].pop('image') == f'{image}@{digest}'
+    committed['spec']['template']['spec']['containers'][0].pop('image')
+    assert rendered == committed, 'only the image changes'
+    if not shutil.which('kubectl'): pytest.skip('kubectl is not installed: the configured Kubernetes rollout is not run')
+    port = free_port()  # nothing listens there: the rollout must fail, not report success
+    kubeconfig = yaml.safe_dump({'apiVersion': 'v1', 'kind': 'Config', 'current-context': 'c',
+                                 'clusters': [{'name': 'k', 'cluster': {'server': f'https://127.0.0.1:{port}'}}],
+                                 'contexts': [{'name': 'c', 'context': {'cluster': 'k', 'user': 'u'}}],
+                                 'users': [{'name': 'u', 'user': {'token': 'not-a-token'}}]})
+    k8s_env = {**env, 'KUBE_CONFIG': kubeconfig, 'NAMESPACE': 'voc-yolo', 'IMAGE': f'ghcr.io/o/r/serve@{digest}'}
+    r = run_step(k8s, ROOT, k8s_env, check=False)
+    assert r.returncode != 0 and f'127.0.0.1:{port}' in r.stderr, (r.returncode, r.stdout, r.stderr)
+    assert (tmp_path/'kubeconfig').stat().st_mode & 0o077 == 0, 'the cluster credentials are readable by others'

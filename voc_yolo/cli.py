@@ -8,7 +8,7 @@ import argparse, dataclasses, json, sys, typing
 from .core import load_params, check_params, offline_setup, ParamsError, STAGES, PIPELINE
 
 # %% auto #0
-__all__ = ['TOOLS', 'stage_entry', 'serve_options', 'tool_options', 'parser', 'parse_sets', 'main', 'run_tool']
+__all__ = ['TOOLS', 'stage_entry', 'serve_options', 'tool_options', 'parser', 'parse_sets', 'main', 'run_tool', 'run_publish']
 
 # %% ../nbs/08_cli.ipynb #f4930a91
 def stage_entry(name:str, # a stage of `voc_yolo.core.STAGES`, or compare
@@ -19,7 +19,7 @@ def stage_entry(name:str, # a stage of `voc_yolo.core.STAGES`, or compare
     m = importlib.import_module(f'voc_yolo.{module}')
     return getattr(m, cls), getattr(m, fn), params
 
-TOOLS = ('compare', 'sweep', 'push', 'pull', 'capacity')  # commands around the pipeline: experiments, remotes, replicas
+TOOLS = ('compare', 'sweep', 'push', 'pull', 'capacity', 'publish')  # commands around the pipeline: experiments, remotes, replicas
 
 # %% ../nbs/08_cli.ipynb #08f5823f
 def serve_options(sp:argparse.ArgumentParser):
@@ -36,7 +36,7 @@ def serve_options(sp:argparse.ArgumentParser):
 
 # %% ../nbs/08_cli.ipynb #d8074261
 def tool_options(sub):
-    "`voc-yolo sweep` (DVC's experiment queue) and `voc-yolo push`/`pull` (DVC remotes, with the run-cache)."
+    "`voc-yolo sweep` (DVC's experiment queue), `push`/`pull` (DVC remotes, with the run-cache), `capacity` and `publish` (replicas)."
     sp = sub.add_parser('sweep', help="queue a grid of experiments (dvc exp run --queue), run it (dvc queue start), wait, compare")
     sp.add_argument('-S', '--set-param', action='append', default=[], metavar='FILE:KEY=V1,V2',
                     help="as dvc exp run -S; a comma list makes a grid")
@@ -53,6 +53,10 @@ def tool_options(sub):
     sp.add_argument('--rps', type=float, required=True, help='requests per second to serve, all replicas together')
     sp.add_argument('--p99-ms', type=float, required=True, help='99th percentile response time to meet, ms')
     sp.add_argument('--serve-json', default='metrics/serve.json', help="the load-test stage's figures (default: metrics/serve.json)")
+    sp = sub.add_parser('publish', help="publish a model folder to the replicas' model store as a new version (checked as an upload)")
+    sp.add_argument('folder', help="the model's folder: models/deploy, or a registry version pulled with dvc")
+    sp.add_argument('--models', required=True, help='the store every replica reads (VOC_YOLO_MODELS): a folder or s3://, gs://...')
+    sp.add_argument('--name', required=True, help="the name replicas serve it under (POST /predict/<name>); not 'deploy'")
 
 # %% ../nbs/08_cli.ipynb #1bc6d6e8
 def parser()->argparse.ArgumentParser:
@@ -103,7 +107,8 @@ def main(argv:list[str]|None=None)->int:
 
 # %% ../nbs/08_cli.ipynb #94b8827b
 def run_tool(args)->int:
-    "Run `voc-yolo sweep`, `push` or `pull`; a failure is one line on stderr and a non-zero exit code."
+    "Run `voc-yolo sweep`, `push`, `pull`, `capacity` or `publish`; a failure is one line on stderr and a non-zero exit code."
+    if args.command == 'publish': return run_publish(args)
     if args.command == 'capacity':
         from voc_yolo.capacity import capacity
         try: r = capacity(args.rps, args.p99_ms, args.serve_json)
@@ -126,4 +131,15 @@ def run_tool(args)->int:
     if not args.no_compare:
         cls, compare, params = stage_entry('compare')  # its params file named in one place
         print(f'compare: {compare(load_params(params, cls))}')
+    return 0
+
+def run_publish(args)->int:
+    "`voc-yolo publish`: one line naming the new version, or why the folder was refused (exit code 2)."
+    try: from voc_yolo.serve.store import publish_folder
+    except ImportError as e: print(f"voc-yolo publish needs {e.name}: pip install 'voc_yolo[serve]'", file=sys.stderr); return 2
+    from voc_yolo.serve.uploads import UploadError
+    try: version = publish_folder(args.models, args.name, args.folder)
+    except (UploadError, OSError) as e: print(f'voc-yolo publish: {e}', file=sys.stderr); return 2
+    print(f"{args.models.rstrip('/')}/{args.name}/{version}: published; replicas over that store serve it as /predict/{args.name} "
+          f"within their poll interval")
     return 0

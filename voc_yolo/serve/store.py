@@ -16,7 +16,7 @@ from .uploads import UploadError, check_name, check_upload_files, check_contents
 from .shared import SharedStore, publish, fetch
 
 # %% auto #0
-__all__ = ['ServedModel', 'UnknownModel', 'ModelStore', 'get_store']
+__all__ = ['ServedModel', 'UnknownModel', 'ModelStore', 'get_store', 'publish_folder']
 
 # %% ../../nbs/10d_serve_store.ipynb #fbd95624
 @dataclasses.dataclass
@@ -171,3 +171,17 @@ class ModelStore:
 async def get_store(request:Request)->ModelStore:
     "The app's model store (a FastAPI dependency)."
     return request.app.state.store
+
+# %% ../../nbs/10d_serve_store.ipynb #cc634b9f
+def publish_folder(url:str, # the store: a folder, or any URL fsspec knows (s3://bucket/store, gs://...)
+                   name:str, # the name replicas serve it under: POST /predict/<name>
+                   folder:Path|str, # the model's files: models/deploy, or a registry version pulled with dvc
+                   cache_dir:str='', # where a remote store's copy is staged (default: the system's temporary folder)
+                  )->int:
+    "Publish a model folder to the store as the next version of `name`, checked, loaded and warmed up as an upload is; its version."
+    folder = Path(folder)
+    if not folder.is_dir(): raise UploadError(f"{folder}: not a folder (give the model's folder, e.g. models/deploy)", 400)
+    files = {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
+    store = ModelStore(Settings(models=url, deploy=str(folder), cache_dir=cache_dir, threads=1, streams=1, poll_s=0))
+    try: return store.add(name, files).version
+    finally: store.close()
