@@ -109,7 +109,7 @@ docs: install ## the nbdev docs site in _docs/ (needs Quarto: https://quarto.org
 	@command -v quarto >/dev/null || { echo "make docs needs Quarto, which is not installed: get it from https://quarto.org/docs/get-started/ (a .deb/.tar.gz; pip's quarto-cli downloads it at install time), then rerun"; exit 1; }
 	nbdev_docs
 
-bench-processes: install wrk ## serving: 1 vs 2 server processes on one port (--processes), same cores, wrk at 16 clients (~1 min)
+bench-processes: install wrk ## serving: 1 vs 2 server processes on one port (--processes), same cores, wrk at 16 clients; the capacity model against Poisson arrivals (~2 min)
 	python benchmarks/bench_processes.py
 
 wrk: ## wrk, the load generator of make bench-serve (Debian/Ubuntu package; needs root or sudo); without it the benchmark uses its Python client

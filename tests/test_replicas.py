@@ -1,11 +1,11 @@
 """Three `voc-yolo serve` replicas over one model store (a shared folder, and moto's S3 server) behind HAProxy
-(deploy/haproxy.cfg, the load balancer's real binary), under load: one upload reaches every replica, and each replica
-is restarted in turn (SIGTERM: /ready 503, drain, exit 0), with no failed request and the same count on both sides."""
+(deploy/haproxy.cfg, the load balancer's real binary), under Locust's load (the load-test stage's users): one upload
+reaches every replica, and each replica is restarted in turn (SIGTERM: /ready 503, drain, exit 0), with no failed
+request and the same count on both sides."""
 import os
 import shutil
 import signal
 import subprocess
-import threading
 import time
 import uuid
 
@@ -26,41 +26,43 @@ def haproxy(tmp, listen, replicas):
     return subprocess.Popen(['haproxy', '-db', '-f', str(ROOT/'deploy/haproxy.cfg')], env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
-class Load:
-    "Clients posting one image at a time through the load balancer until stopped: counts, failures, the slowest."
-    def __init__(self, url, image, clients=3):
-        self.url, self.image, self.ok, self.failed, self.slowest, self.stop = url, image, 0, [], 0.0, threading.Event()
-        self.threads = [threading.Thread(target=self.client) for _ in range(clients)]
-        self.lock = threading.Lock()
-
-    def client(self):
-        s = requests.Session()
-        while not self.stop.is_set():
-            t = time.perf_counter()
-            try: r = s.post(f'{self.url}/predict', files={'file': ('a.jpg', self.image)}, timeout=30); code = r.status_code
-            except requests.RequestException as e: code = repr(e)
-            with self.lock:
-                self.slowest = max(self.slowest, time.perf_counter() - t)
-                if code == 200: self.ok += 1
-                else: self.failed.append(code)
+class Locust:
+    "The load-test stage's Locust users (voc_yolo/locustfile.py, headless) through the load balancer until stopped (SIGTERM)."
+    def __init__(self, url, images, tmp, users=3):
+        from voc_yolo.loadtest import LoadtestParams, locust_command
+        self.prefix = tmp/'locust'
+        cmd, self.env = locust_command(url, self.prefix, images, LoadtestParams(users=users, spawn_rate=users, run_time=600, wait_max=0))
+        self.cmd, self.log = cmd, (tmp/'locust.log').open('w')
 
     def __enter__(self):
-        for t in self.threads: t.start()
+        self.proc = subprocess.Popen(self.cmd, env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
         return self
 
     def __exit__(self, *exc):
-        self.stop.set()
-        for t in self.threads: t.join(60)
+        self.proc.send_signal(signal.SIGTERM)  # the users finish the request they are in (--stop-timeout); the final statistics
+        self.proc.wait(90); self.log.close()
+
+    def stats(self)->dict:
+        "Per endpoint and `all`: requests, failures, the slowest (Locust's final statistics); the failures themselves."
+        from voc_yolo.loadtest import read_locust_failures, read_locust_stats
+        return read_locust_stats(self.prefix), read_locust_failures(self.prefix)
 
 
-def served_predicts(logs):
-    "POST /predict requests the replicas answered, from their access logs (every incarnation)."
-    return sum(p.read_text().count('"POST /predict HTTP/1.1" 200') for p in logs)
+ROUTES = {'/predict/deploy': 'POST /predict/deploy', '/predict/deploy/image': 'POST /predict/deploy/image', '/models': 'GET /models'}
 
 
-def names(replica):
-    "The models one replica lists."
-    return {m['name'] for m in requests.get(f'{replica.url}/models', timeout=5).json()}
+def served(logs)->dict:
+    "Requests the replicas answered 200, per Locust endpoint, from their access logs (every incarnation)."
+    text = ''.join(p.read_text() for p in logs)
+    return {name: text.count(f'"{line} HTTP/1.1" 200') for name, line in ROUTES.items()}
+
+
+def listed(replica)->list:
+    "The models one replica lists (asked directly, with a query string its access log tells apart from Locust's /models)."
+    return requests.get(f'{replica.url}/models?probe=1', timeout=5).json()
+
+
+def names(replica): return {m['name'] for m in listed(replica)}
 
 
 @pytest.mark.parametrize('store', ['folder', 's3'])
@@ -85,8 +87,8 @@ def test_three_replicas_take_an_upload_and_a_rolling_restart_without_a_failed_re
         lb_url = f'http://127.0.0.1:{lb_port}'
         deadline = time.time() + 30
         while requests.get(f'{lb_url}/ready', timeout=5).status_code != 200: assert time.time() < deadline; time.sleep(0.2)
-        with Load(lb_url, deployed['images'][0].read_bytes()) as load:
-            time.sleep(1)
+        with Locust(lb_url, deployed['images'][0].parent, tmp_path) as load:
+            time.sleep(2)  # Locust's start-up, then its users at work
             onnx = [('file', ('model.onnx', deployed['onnx'].read_bytes()))]
             auth = {'Authorization': f'Bearer {TOKEN}'}
             up = requests.post(f'{lb_url}/upload', data={'name': 'mine'}, files=onnx, headers=auth, timeout=120)
@@ -104,16 +106,18 @@ def test_three_replicas_take_an_upload_and_a_rolling_restart_without_a_failed_re
                 replicas[i].log.close(); replicas[i] = replica(i).wait_ready()
                 restart_s.append(time.perf_counter() - t)
                 time.sleep(1)  # HAProxy sees it ready again (rise 2 × 300 ms)
-        print(f'\n{store}: {load.ok} requests, {len(load.failed)} failed, slowest {load.slowest * 1e3:.0f} ms; upload on every '
-              f'replica after {propagation:.2f} s; restarts {", ".join(f"{s:.1f}" for s in restart_s)} s')
-        assert load.failed == [] and load.ok > 50, (load.failed[:5], load.ok)
-        assert all(m['name'] == 'mine' and m['version'] == 1 for r in replicas
-                   for m in requests.get(f'{r.url}/models', timeout=5).json() if m['name'] != 'deploy')
+        stats, failures = load.stats()
+        total = stats['all']
+        print(f'\n{store}: Locust sent {total["requests"]} requests, {total["failures"]} failed, slowest {total["max_ms"]:.0f} ms; '
+              f'upload on every replica after {propagation:.2f} s; restarts {", ".join(f"{s:.1f}" for s in restart_s)} s')
+        assert total['failures'] == 0 and total['requests'] > 50, (failures[:5], total)
+        assert all(m['version'] == 1 for r in replicas for m in listed(r) if m['name'] == 'mine')
         assert all('mine' in names(r) for r in replicas)
     finally:
         for r in replicas: r.stop()
         lb.terminate(); lb.wait(10)
-    assert served_predicts(logs) == load.ok, (served_predicts(logs), load.ok)  # no request lost, none answered twice
+    sent = {name: r['requests'] for name, r in stats.items() if name != 'all'}
+    assert served(logs) == sent, (served(logs), sent)  # no request lost, none answered twice
 
 
 def test_a_store_that_cannot_be_read_keeps_the_loaded_models_served(deployed, tmp_path):

@@ -15,8 +15,8 @@ from .drift import DRIFT_REFERENCE, read_reference, evidently_report
 
 # %% auto #0
 __all__ = ['LOCUST_ROUTES', 'LoadtestParams', 'read_locust_stats', 'read_locust_history', 'read_locust_failures',
-           'requests_counted', 'count_mismatches', 'threshold_violations', 'run_locust', 'test_images', 'write_history',
-           'loadtest']
+           'requests_counted', 'count_mismatches', 'threshold_violations', 'locust_command', 'run_locust',
+           'test_images', 'write_history', 'loadtest']
 
 # %% ../nbs/12_loadtest.ipynb #944273ca
 @dataclass
@@ -113,12 +113,12 @@ def threshold_violations(total:dict, # the `all` row of `read_locust_stats`
     return out
 
 # %% ../nbs/12_loadtest.ipynb #c46d7443
-def run_locust(url:str, # the service
-               prefix:Path, # Locust's --csv prefix (its HTML report goes next to it)
-               images:Path, # the folder of images the users send
-               p:LoadtestParams, token:str='', upload_dir:Path|None=None,
-              )->subprocess.CompletedProcess:
-    "Locust headless for `p.run_time` seconds; users finish their request when time is up (so both sides count the same)."
+def locust_command(url:str, # the service
+                   prefix:Path, # Locust's --csv prefix (its HTML report goes next to it)
+                   images:Path, # the folder of images the users send
+                   p:LoadtestParams, token:str='', upload_dir:Path|None=None,
+                  )->tuple[list, dict]:
+    "Locust headless for `p.run_time` seconds (or until SIGTERM), its command and environment; users finish their request when stopped."
     users = ['Client', 'Uploader'] if token and p.upload_every > 0 else ['Client']
     cmd = [sys.executable, '-m', 'locust', '-f', str(Path(__file__).parent/'locustfile.py'), '--headless', '--host', url,
            '-u', str(p.users), '-r', str(p.spawn_rate), '-t', f'{p.run_time}s', '--stop-timeout', '30', '--csv', str(prefix),
@@ -126,6 +126,11 @@ def run_locust(url:str, # the service
     env = {**os.environ, 'VOC_YOLO_TOKEN': token, **{f'VOC_YOLO_LOADTEST_{k.upper()}': str(v) for k, v in dict(
         images=images, upload_dir=upload_dir or '', wait_min=p.wait_min, wait_max=p.wait_max, upload_every=p.upload_every,
         max_fail_ratio=p.max_fail_ratio, max_p95_ms=p.max_p95_ms).items()}}
+    return cmd, env
+
+def run_locust(url:str, prefix:Path, images:Path, p:LoadtestParams, token:str='', upload_dir:Path|None=None)->subprocess.CompletedProcess:
+    "`locust_command`, run to its end."
+    cmd, env = locust_command(url, prefix, images, p, token, upload_dir)
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=p.run_time + 120)
 
 def test_images(dataset_yaml:Path|str, root:Path)->Path:
