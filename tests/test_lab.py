@@ -29,13 +29,14 @@ async def execute(ws_url, code):
     header = {'msg_id': msg_id, 'msg_type': 'execute_request', 'username': 't', 'session': uuid.uuid4().hex, 'version': '5.3'}
     content = {'code': code, 'silent': False, 'store_history': False, 'user_expressions': {}, 'allow_stdin': False}
     ws.write_message(json.dumps({'header': header, 'parent_header': {}, 'metadata': {}, 'channel': 'shell', 'content': content}))
-    out, status = '', None
-    while status is None:
+    out, status, idle = '', None, False
+    while status is None or not idle:  # the reply (shell) may come before the output (iopub): the kernel's idle ends the outputs
         m = json.loads(await asyncio.wait_for(ws.read_message(), 60))
         if m.get('parent_header', {}).get('msg_id') != msg_id: continue
         if m['msg_type'] == 'stream': out += m['content']['text']
         if m['msg_type'] == 'error': out += '\n'.join(m['content']['traceback'])
         if m['msg_type'] == 'execute_reply': status = m['content']['status']
+        if m['msg_type'] == 'status' and m['content']['execution_state'] == 'idle': idle = True
     ws.close()
     return status, out
 

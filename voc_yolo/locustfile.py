@@ -58,7 +58,7 @@ class Uploader(HttpUser):
         self.client.post('/upload', data={'name': 'loadtest'}, files=files,
                          headers={'Authorization': f"Bearer {os.environ.get('VOC_YOLO_TOKEN', '')}"})
 
-@events.quitting.add_listener
+@events.test_stop.add_listener  # after every user finished its request: at the end of -t, or on SIGTERM (quitting comes before)
 def final_statistics(environment, **_):
     "<prefix>_final_stats.csv and _final_failures.csv by Locust's own writer, once every user stopped (its periodic files lag up to 1 s)."
     from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
