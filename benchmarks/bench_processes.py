@@ -28,17 +28,24 @@ async def open_loop(port: int, reqs: list, rate: float, seconds: float, seed: in
     "Poisson arrivals at `rate`/s for `seconds`, each sent at its time on an idle keep-alive connection or a new one: p50, p99 ms."
     rng, idle, lat, codes = random.Random(seed), [], [], []
 
+    async def connection():
+        while idle:  # the newest idle one; older than 2 s, the server may be closing it (uvicorn's keep-alive is 5 s)
+            reader, writer, since = idle.pop()
+            if time.perf_counter() - since < 2: return reader, writer
+            writer.close()
+        return await asyncio.open_connection('127.0.0.1', port)
+
     async def one(i):
-        reader, writer = idle.pop() if idle else await asyncio.open_connection('127.0.0.1', port)
+        reader, writer = await connection()
         t = time.perf_counter(); writer.write(reqs[i % len(reqs)])
         head = await reader.readuntil(b'\r\n\r\n')
         await reader.readexactly(int(re.search(rb'(?i)content-length: *(\d+)', head).group(1)))
-        lat.append((time.perf_counter() - t) * 1e3); codes.append(int(head[9:12])); idle.append((reader, writer))
+        lat.append((time.perf_counter() - t) * 1e3); codes.append(int(head[9:12])); idle.append((reader, writer, time.perf_counter()))
     tasks, t0, at, i = [], time.perf_counter(), 0.0, 0
     while (at := at + rng.expovariate(rate)) < seconds:
         await asyncio.sleep(max(0.0, t0 + at - time.perf_counter())); tasks.append(asyncio.create_task(one(i))); i += 1
     await asyncio.gather(*tasks)
-    for _, w in idle: w.close()
+    for _, w, _ in idle: w.close()
     q = statistics.quantiles(lat, n=100)
     return dict(rps=len(lat) / (time.perf_counter() - t0), p50=q[49], p99=q[98], errors=sum(c != 200 for c in codes))
 
