@@ -7,6 +7,7 @@ import subprocess
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -22,32 +23,61 @@ def repo_copy(tmp_path):
     return clean_copy(tmp_path/'repo')
 
 
-class TinyRun(threading.Thread):
-    "A clean copy running the whole pipeline (`dvc repro`) on tiny params, in the background: mostly one core's work."
+class Background(threading.Thread):
+    "A command run in the background in a process group of its own (`stop()` ends its children too); `wait()` gives its result."
     def __init__(self, folder:Path):
         super().__init__(daemon=True); self.folder, self.result, self.error, self.proc = folder, None, None, None
 
-    def run(self):
-        try:
-            repo = clean_copy(self.folder/'repo'); tiny_pipeline(repo)
-            t = time.perf_counter()
-            self.proc = subprocess.Popen(['dvc', 'repro'], cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                         start_new_session=True)  # its own process group: stop() ends the stages' processes too
-            out, err = self.proc.communicate()
-            if self.proc.returncode: raise AssertionError(f"`dvc repro` of the tiny pipeline failed ({self.proc.returncode}):\n"
-                                                          f"{out[-3000:]}\n{err[-3000:]}")
-            self.result = dict(repo=repo, seconds=time.perf_counter() - t, log=out)
-        except BaseException as e: self.error = e
+    def command(self, cmd, repo:Path)->tuple[str, str, float]:
+        "Run `cmd` in `repo`: its output, errors and seconds."
+        t = time.perf_counter()
+        self.proc = subprocess.Popen(cmd, shell=isinstance(cmd, str), cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, start_new_session=True)
+        out, err = self.proc.communicate()
+        return out, err, time.perf_counter() - t
 
     def stop(self):
-        "End a run still going (a session stopped early, or one whose tiny tests were all deselected)."
+        "End a run still going (a session stopped early, or one whose tests were all deselected)."
         if self.is_alive() and self.proc and self.proc.poll() is None: os.killpg(self.proc.pid, signal.SIGKILL)
-        self.join(30)
+        self.join(60)
 
     def wait(self)->dict:
         self.join()
         if self.error: raise self.error
         return self.result
+
+
+class TinyRun(Background):
+    "A clean copy running the whole pipeline (`dvc repro`) on tiny params, in the background: mostly one core's work."
+    def run(self):
+        try:
+            repo = clean_copy(self.folder/'repo'); tiny_pipeline(repo)
+            out, err, seconds = self.command(['dvc', 'repro'], repo)
+            if self.proc.returncode: raise AssertionError(f"`dvc repro` of the tiny pipeline failed ({self.proc.returncode}):\n"
+                                                          f"{out[-3000:]}\n{err[-3000:]}")
+            self.result = dict(repo=repo, seconds=seconds, log=out)
+        except BaseException as e: self.error = e
+
+
+SWEEP = "voc-yolo sweep -S 'params/train.yaml:imgsz=64,96' --no-compare evaluate profile quantize"
+
+
+class SweepRun(Background):
+    """The experiment sweep of tests/test_experiments.py, started once the tiny pipeline is done, on a copy of it, in the
+    background: it is one core's work for minutes, and the other tests that need the tiny run go on meanwhile."""
+    def __init__(self, tiny, folder:Path): super().__init__(folder); self.tiny = tiny
+
+    def run(self):
+        repo = self.folder/'repo'  # a copy: tiny_run's own lock stays true for the tests that read it
+        try:
+            shutil.copytree(self.tiny.wait()['repo'], repo, symlinks=True)
+            subprocess.run('git add -A && git -c user.email=t@t -c user.name=t commit -qm baseline', shell=True, cwd=repo, check=True,
+                           capture_output=True)  # queued runs see committed files only
+            out, err, seconds = self.command(SWEEP, repo)
+            self.result = dict(repo=repo, returncode=self.proc.returncode, stdout=out, stderr=err, seconds=seconds)
+        except BaseException as e: self.error = e
+        finally:
+            if repo.is_dir(): subprocess.run(['dvc', 'queue', 'stop'], cwd=repo, capture_output=True)  # no worker outlives it
 
 
 @pytest.fixture(scope='session')
@@ -103,6 +133,7 @@ def browser():
 
 
 BOTH_CORES = ('test_notebook_tests.py',)  # tests that keep every core busy on their own
+AFTER_SWEEP = ('test_experiments.py', 'test_hardening.py')  # the sweep's own test, then the tests with latency bounds
 
 
 @pytest.hookimpl(trylast=True)  # after -k and -m have deselected what will not run
@@ -113,8 +144,11 @@ def pytest_collection_modifyitems(session, config, items):
     tiny = [i for i in items if 'tiny_run' in getattr(i, 'fixturenames', ())]
     if tiny:
         config.tiny_run = TinyRun(Path(config._tmp_path_factory.mktemp('tiny'))); config.tiny_run.start()
+        if any('sweep_run' in getattr(i, 'fixturenames', ()) for i in tiny):  # its own thread waits for the tiny run
+            config.sweep_run = SweepRun(config.tiny_run, Path(config._tmp_path_factory.mktemp('sweep'))); config.sweep_run.start()
         wide = [i for i in items if i.path.name in BOTH_CORES and i not in tiny]  # after the one-core tests that share with it
-        items[:] = [i for i in items if i not in tiny and i not in wide] + wide + tiny
+        late = [i for i in tiny if i.path.name in AFTER_SWEEP]  # timing bounds: not beside the sweep's trainings
+        items[:] = [i for i in items if i not in tiny and i not in wide] + wide + [i for i in tiny if i not in late] + late
     docker = [i for i in items if i.path.name == 'test_docker.py']
     if not docker: return
     items[:] = [i for i in items if i not in docker] + docker
@@ -155,5 +189,14 @@ def s3():
 
 
 def pytest_sessionfinish(session):
-    tiny = getattr(session.config, 'tiny_run', None)
-    if tiny is not None: tiny.stop()
+    for name in ('sweep_run', 'tiny_run'):
+        run = getattr(session.config, name, None)
+        if run is not None: run.stop()
+
+
+@pytest.fixture(scope='session')
+def sweep_run(request, tiny_run, tmp_path_factory):
+    "The experiment sweep on a copy of the tiny run (SWEEP), started in the background when the tiny run was done."
+    build = getattr(request.config, 'sweep_run', None)
+    if build is None: build = SweepRun(SimpleNamespace(wait=lambda: tiny_run), tmp_path_factory.mktemp('sweep')); build.start()
+    return build.wait()

@@ -2,26 +2,20 @@
 sweep) on the training image size, which must reach every stage that reads it; the page that compares the experiments
 (voc-yolo compare) in the browser; a failed experiment; metrics and plots diffs."""
 import json
-import shutil
-import time
+from types import SimpleNamespace
 
 import yaml
 
 from helpers import run
 
 
-def test_sweep_imgsz_from_the_baseline_reaches_every_stage_and_compares(tiny_run, tmp_path, browser):
+def test_sweep_imgsz_from_the_baseline_reaches_every_stage_and_compares(sweep_run, browser):
     from selenium.webdriver.common.by import By
-    repo = tmp_path/'repo'  # a copy: tiny_run's own lock stays true for the tests that read it
-    shutil.copytree(tiny_run['repo'], repo, symlinks=True)
-    run('git add -A && git -c user.email=t@t -c user.name=t commit -qm baseline', repo)  # queued runs see committed files only
-
-    try:  # a 2-point grid up to the stages that read the size; imgsz=64 is the baseline's run, which DVC's run-cache restores
-        t = time.perf_counter()  # (loadtest and report, downstream and size-agnostic, would add 90 s here)
-        r = run("voc-yolo sweep -S 'params/train.yaml:imgsz=64,96' --no-compare evaluate profile quantize", repo)
-        print(f'\nsweep of 2 experiments (prepare, train, evaluate, profile, quantize; 1 worker): {time.perf_counter() - t:.0f} s')
-    finally:
-        run('dvc queue stop', repo, check=False)  # no worker outlives the test (sweep stops idle ones too)
+    # conftest.SWEEP, run in the background since the tiny run was done: a 2-point grid up to the stages that read the size;
+    # imgsz=64 is the baseline's run, which DVC's run-cache restores (loadtest and report, size-agnostic, would add 90 s)
+    r, repo = SimpleNamespace(**sweep_run), sweep_run['repo']
+    print(f'\nsweep of 2 experiments (prepare, train, evaluate, profile, quantize; 1 worker): {r.seconds:.0f} s')
+    assert r.returncode == 0, (r.stdout[-2000:], r.stderr[-3000:])
     assert r.stdout.count(': Success') == 2, r.stdout
     show = json.loads(run('dvc exp show --json', repo).stdout)
     exps = [rev for base in show for e in base.get('experiments') or [] for rev in e['revs']]
