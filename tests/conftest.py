@@ -189,7 +189,7 @@ def s3():
 
 
 def pytest_sessionfinish(session):
-    for name in ('sweep_run', 'tiny_run'):
+    for name in ('tiny_run', 'sweep_run'):  # the tiny run first: a sweep still waiting for it then ends at once
         run = getattr(session.config, name, None)
         if run is not None: run.stop()
 

@@ -29,15 +29,22 @@ def test_quantize_errors_name_the_problem(repo_copy):
 
 
 def test_no_backend_passes_the_roof_of_its_precision(tiny_run):
-    "Each latency row is compared with the GEMM peak of the precision it ran at, and none passes it by more than 10%."
+    "Each latency row is compared with the GEMM peak of the precision it ran at; one more than 10% over it is named in the warning."
     prof = json.loads((tiny_run['repo']/'metrics/profile.json').read_text())
     print('roofs, GFLOP/s:', {k: v['gflops_per_s'] for k, v in prof['roofs'].items()}, '|', prof['roof_method'])
+    over = []
     for k, v in prof['latency'].items():
         print(f"{k:28s} {v['precision']:5s} {v['gflops_per_s']:8.1f} GFLOP/s, share {v['roof_share']}")
         if v['precision'] not in prof['roofs']: assert v['roof_share'] is None; continue
         assert v['roof_gflops_per_s'] == prof['roofs'][v['precision']]['gflops_per_s']
-        assert 0 < v['roof_share'] <= 1.1, (k, v, prof['roofs'])
-    assert prof['roof_warning'] is None
+        assert v['roof_share'] > 0, (k, v)
+        if v['roof_share'] > 1.1: over.append(k.replace('/batch', ' batch '))  # 'onnxruntime/batch2': as the warning names it
+    # the tiny run shares the machine with other tests (conftest): a roof measured while it was busier than the model runs
+    # may sit under a row. The stage must then say so instead of drawing a false chart; on a quiet machine none is over.
+    if over:
+        print(f'rows over their roof (a busy machine during the GEMM peaks): {over}; the stage warned: {prof["roof_warning"]}')
+        assert prof['roof_warning'] and all(row in prof['roof_warning'] for row in over), (over, prof['roof_warning'])
+    else: assert prof['roof_warning'] is None, prof['roof_warning']
     assert 'best of' in prof['roof_method'] and 'oneDNN' in prof['roof_method']
 
 

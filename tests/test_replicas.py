@@ -72,7 +72,8 @@ def test_three_replicas_take_an_upload_and_a_rolling_restart_without_a_failed_re
         endpoint = request.getfixturevalue('s3')
         url, env = f's3://{BUCKET}/store-{uuid.uuid4().hex[:8]}', {**S3_ENV, 'AWS_ENDPOINT_URL': endpoint}
     else: url = str(tmp_path/'shared-store')
-    flags = ('--deploy', str(deployed['deploy']), '--models', url, '--token', TOKEN, '--poll-s', '0.5', '--drain-s', '1',
+    flags = ('--deploy', str(deployed['deploy']), '--models', url, '--cache-dir', str(tmp_path/'cache'), '--token', TOKEN,
+             '--poll-s', '0.5', '--drain-s', '1',
              '--threads', '1', '--streams', '1', '--decode-threads', '1', '--access-log')
     ports, logs = [free_port() for _ in range(3)], []
 

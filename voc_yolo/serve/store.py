@@ -4,7 +4,7 @@
 
 # %% ../../nbs/10d_serve_store.ipynb #6fed5d81
 from __future__ import annotations
-import collections, dataclasses, json, os, shutil, threading, time, uuid
+import collections, dataclasses, json, os, shutil, tempfile, threading, time, uuid
 from pathlib import Path
 from fastapi import Request
 from ..runtime import Predictor, MicroBatcher
@@ -161,7 +161,9 @@ class ModelStore:
             with self._writer:  # a poll never lists an older version after this one
                 version = publish(self.files, name, tmp)  # the files, then the manifest: a replica sees none or all
                 if not self.files.local:  # what was uploaded is what a download would give: the cached copy
-                    (self.files.cache/name).mkdir(parents=True, exist_ok=True); os.rename(tmp, self.files.cache/name/str(version))
+                    cached = self.files.cache/name/str(version); cached.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.rmtree(cached, ignore_errors=True)  # a stale copy (a store emptied since): this replica just claimed the number
+                    os.rename(tmp, cached)
                 pred.file = fetch(self.files, name, version)/pred.file.name
                 self._swap(served := self._served(name, version, 'upload', pred))
                 self._seen = None  # the store changed since this replica's last listing: the next poll compares in full
@@ -176,12 +178,13 @@ async def get_store(request:Request)->ModelStore:
 def publish_folder(url:str, # the store: a folder, or any URL fsspec knows (s3://bucket/store, gs://...)
                    name:str, # the name replicas serve it under: POST /predict/<name>
                    folder:Path|str, # the model's files: models/deploy, or a registry version pulled with dvc
-                   cache_dir:str='', # where a remote store's copy is staged (default: the system's temporary folder)
+                   cache_dir:str='', # where the upload is staged (default: a temporary folder, removed afterwards)
                   )->int:
     "Publish a model folder to the store as the next version of `name`, checked, loaded and warmed up as an upload is; its version."
     folder = Path(folder)
     if not folder.is_dir(): raise UploadError(f"{folder}: not a folder (give the model's folder, e.g. models/deploy)", 400)
     files = {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
-    store = ModelStore(Settings(models=url, deploy=str(folder), cache_dir=cache_dir, threads=1, streams=1, poll_s=0))
-    try: return store.add(name, files).version
-    finally: store.close()
+    with tempfile.TemporaryDirectory(prefix='voc-yolo-publish-') as scratch:  # the staged copy is not kept: nothing serves it here
+        store = ModelStore(Settings(models=url, deploy=str(folder), cache_dir=cache_dir or scratch, threads=1, streams=1, poll_s=0))
+        try: return store.add(name, files).version
+        finally: store.close()
