@@ -1,5 +1,6 @@
 """The nbdev docs site up to Quarto: config valid and naming pages that exist, nbdev's processing of every notebook,
 `make docs` without Quarto."""
+import os
 import shutil
 
 import yaml
@@ -25,7 +26,8 @@ def test_nbdev_processes_every_notebook_for_quarto(repo_copy):
     "What `nbdev_docs` does before it calls Quarto: sidebar, module index, and nbdev's processors (show_doc included)."
     code = ('from nbdev.serve import proc_nbs; from nbdev.doclinks import _build_modidx; _build_modidx(); '
             'print(proc_nbs("nbs", n_workers=2, force=True))')
-    run(f'python -c \'{code}\'', repo_copy, measured=False)  # the notebooks' code: measured by their own tests
+    scratch = repo_copy.parent/'scratch'; scratch.mkdir()  # nbdev runs every cell that imports: their mkdtemp() folders land here
+    run(f'python -c \'{code}\'', repo_copy, measured=False, env={**os.environ, 'TMPDIR': str(scratch)})  # measured by their own tests
     proc = repo_copy/'_proc'
     for nb in (repo_copy/'nbs').glob('*.ipynb'): assert (proc/nb.name).is_file(), nb.name
     import nbformat

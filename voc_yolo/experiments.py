@@ -176,19 +176,22 @@ def wait_for_queue(root:Path, # the repository
                    names:set|None=None, # the experiments to wait for (default: every task in the queue)
                    timeout:float=24*3600, # seconds before giving up
                    poll:float=2.0, # seconds between looks at the queue
+                   status:callable=queue_status, # how the queue is read (a test hands in its own)
                   )->list[dict]:
-    "Block until no task is queued or running; return the final status of each task."
+    "Block until every named task (default: every task) is listed and neither queued nor running; the final status of each."
     from tqdm.auto import tqdm
     t0 = time.monotonic(); bar = None
     while True:
-        tasks = [t for t in queue_status(root) if names is None or t['name'] in names]
+        tasks = [t for t in status(root) if names is None or t['name'] in names]
+        unseen = len(set(names or ()) - {t['name'] for t in tasks})  # a task between two states may be missing from a listing
         done = sum(t['status'] not in ('Queued', 'Running') for t in tasks)
-        if bar is None: bar = tqdm(total=len(tasks), desc='experiments', unit='exp')
-        bar.total = len(tasks); bar.update(done - bar.n)
-        if done == len(tasks): bar.close(); return tasks
+        if bar is None: bar = tqdm(total=len(tasks) + unseen, desc='experiments', unit='exp')
+        bar.total = len(tasks) + unseen; bar.update(done - bar.n)
+        if done == len(tasks) and not unseen: bar.close(); return tasks
         if time.monotonic() - t0 > timeout:
             bar.close()
-            raise TimeoutError(f"{len(tasks) - done} experiment(s) still queued or running after {timeout:.0f} s: dvc queue status")
+            left = len(tasks) - done + unseen
+            raise TimeoutError(f"{left} experiment(s) still queued or running after {timeout:.0f} s: dvc queue status")
         time.sleep(poll)
 
 # %% ../nbs/13_experiments.ipynb #da84f3c3
