@@ -11,7 +11,6 @@ import asyncio
 import json
 import os
 import random
-import re
 import statistics
 import sys
 import time
@@ -19,7 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT/'benchmarks'))
-from bench_serve import multipart, run_wrk  # noqa: E402
+from bench_serve import multipart, read_answer, run_wrk  # noqa: E402
 from voc_yolo.capacity import fit_service_time, response_quantile  # noqa: E402
 from voc_yolo.harness import ServiceProcess  # noqa: E402
 
@@ -38,8 +37,7 @@ async def open_loop(port: int, reqs: list, rate: float, seconds: float, seed: in
     async def one(i):
         reader, writer = await connection()
         t = time.perf_counter(); writer.write(reqs[i % len(reqs)])
-        head = await reader.readuntil(b'\r\n\r\n')
-        await reader.readexactly(int(re.search(rb'(?i)content-length: *(\d+)', head).group(1)))
+        head = await read_answer(reader)
         lat.append((time.perf_counter() - t) * 1e3); codes.append(int(head[9:12])); idle.append((reader, writer, time.perf_counter()))
     tasks, t0, at, i = [], time.perf_counter(), 0.0, 0
     while (at := at + rng.expovariate(rate)) < seconds:

@@ -46,6 +46,13 @@ def multipart(path: str, name: str, data: bytes) -> bytes:
     return head.encode() + body
 
 
+async def read_answer(reader) -> bytes:
+    "One HTTP/1.1 answer off a keep-alive connection: its head is returned, its body (Content-Length bytes) read and dropped."
+    head = await reader.readuntil(b'\r\n\r\n')
+    await reader.readexactly(int(re.search(rb'(?i)content-length: *(\d+)', head).group(1)))
+    return head
+
+
 async def closed_loop(port: int, requests_: list, clients: int, seconds: float) -> dict:
     "`clients` connections each sending its next request as soon as the last answer arrived, for `seconds`."
     lat, codes, phases = [], [], {}
@@ -54,8 +61,7 @@ async def closed_loop(port: int, requests_: list, clients: int, seconds: float) 
         i = k
         while time.perf_counter() < end:
             t = time.perf_counter(); writer.write(requests_[i % len(requests_)]); i += clients
-            head = await reader.readuntil(b'\r\n\r\n')
-            await reader.readexactly(int(re.search(rb'(?i)content-length: *(\d+)', head).group(1)))
+            head = await read_answer(reader)
             lat.append(time.perf_counter() - t); codes.append(int(head[9:12]))
             if st := re.search(rb'(?i)server-timing: *([^\r]+)', head):
                 for phase, ms in (kv.split(';dur=') for kv in st.group(1).decode().split(', ')):

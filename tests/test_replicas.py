@@ -42,8 +42,8 @@ class Locust:
         self.proc.send_signal(signal.SIGTERM)  # the users finish the request they are in (--stop-timeout); the final statistics
         self.proc.wait(90); self.log.close()
 
-    def stats(self)->dict:
-        "Per endpoint and `all`: requests, failures, the slowest (Locust's final statistics); the failures themselves."
+    def stats(self)->tuple[dict, list]:
+        "Per endpoint and `all`: requests, failures, the slowest (Locust's final statistics); and the failures themselves."
         from voc_yolo.loadtest import read_locust_failures, read_locust_stats
         return read_locust_stats(self.prefix), read_locust_failures(self.prefix)
 
