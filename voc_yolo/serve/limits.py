@@ -102,7 +102,7 @@ def header_timeout_protocol(seconds:float, # how long a request line and its hea
     return SlowHeaderTimeout
 
 # %% ../../nbs/10_serve_limits.ipynb #70d4da23
-def return_large_buffers(threshold:int=2**20, # bytes: larger allocations are mmapped, and unmapped when freed
+def return_large_buffers(threshold:int=8 * 2**20, # bytes: larger allocations are mmapped, and unmapped when freed
                         )->bool:
     "Fix glibc's mmap threshold (no dynamic raise), so large request buffers go back to the OS when freed; False elsewhere."
     import ctypes, ctypes.util

@@ -53,7 +53,7 @@ def run_server(app, # the ASGI app; its `state.store.draining` turns True on SIG
                reuse_port:bool=False, # share the port with other processes (SO_REUSEPORT)
               ):
     "One server process with the budgets of `s`, until SIGTERM or Ctrl-C: /ready 503 for `drain_s`, then requests in flight finish."
-    return_large_buffers()  # request bodies and images go back to the OS when freed (a flat RSS under load)
+    return_large_buffers()  # bodies and photos over 8 MB go back to the OS when freed (a flat RSS); input tensors are reused
     config = uvicorn.Config(app, access_log=access_log, log_level='info', http=header_timeout_protocol(s.header_timeout_s),
                             limit_concurrency=s.max_connections, timeout_keep_alive=s.keep_alive_s,
                             timeout_graceful_shutdown=s.shutdown_timeout_s)
