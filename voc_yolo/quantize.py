@@ -166,17 +166,17 @@ def beaten(fastest:dict, other:dict)->bool:
     return sum(y > x for x, y in zip(a, b)) >= -(-3 * n // 4)  # three quarters, rounded up
 
 def choose_deployment(rows:list[dict], reference:str='torch-fp32', budget:float=0.01)->dict:
-    """Among the rows within `budget` mAP50 of the `reference`: the fastest, if it `beaten` each other in the interleaved
-    rounds; else, among it and those it did not beat, lower precision, then the smaller file, then the name.
-    The row, with `decision`: the rule that decided, the fastest, and the variants tied with it."""
+    """Among the rows within `budget` mAP50 of the `reference`, those no other one `beaten` in the interleaved rounds;
+    when several remain (a tie), lower precision, then the smaller file, then the name.
+    The row, with `decision`: the rule that decided, the fastest by median, and the variants tied."""
     ref = next(r for r in rows if r['variant'] == reference)
     ok = sorted((r for r in rows if r['mAP50'] >= ref['mAP50'] - budget and r['variant'] != reference),
                 key=lambda r: (r['median_ms'], -r['mAP50']))
     fastest = ok[0]
-    tied = [fastest, *(r for r in ok[1:] if not beaten(fastest, r))]
+    tied = [r for r in ok if not any(beaten(o, r) for o in ok if o is not r)] or [fastest]  # a cycle of wins: the median
     chosen = min(tied, key=lambda r: (PRECISION_ORDER.get(r.get('precision'), 9), r.get('size_mb', 0), r['variant']))
-    rule = ('the fastest in three quarters of the interleaved rounds, against each' if len(tied) == 1 else
-            'tied with the fastest: lower precision, then smaller file, then name')
+    rule = ('the only one no other beat in three quarters of the interleaved rounds' if len(tied) == 1 else
+            'tied (none of them beaten in three quarters of the rounds): lower precision, then smaller file, then name')
     return {**chosen, 'decision': dict(rule=rule, fastest=fastest['variant'], rounds=len(fastest.get('rounds_ms') or []),
                                        tied=[r['variant'] for r in tied])}
 
