@@ -181,11 +181,11 @@ def profile_section(p:ReportParams, root:Path)->list[str]:
             chart if isinstance(chart, str) else fig_img(chart, 'share of the roof of each precision')]
 
 def decision_line(why:dict|None)->str:
-    "Why the deployed variant won: the rule that decided, the fastest by median, the variants it did not beat."
+    "Why the deployed variant won: the rule that decided, the fastest by median, the variants no other beat (the tie)."
     if not why: return ''
     tied = ', '.join(html.escape(v) for v in why['tied'])
     return (f'<p id="decision">Decided by: {html.escape(why["rule"])}. Fastest by median over {why["rounds"]} interleaved rounds: '
-            f'{html.escape(why["fastest"])}; tied with it: {tied}.</p>')
+            f'{html.escape(why["fastest"])}; not beaten by any other: {tied}.</p>')
 
 def quantize_section(p:ReportParams, root:Path)->list[str]:
     q, d = read_json(abs_path(p.quantize_metrics, root)), read_json(abs_path(p.deploy_json, root))
