@@ -185,7 +185,8 @@ def main():
     client = a.client if a.client != 'auto' else 'wrk' if shutil.which('wrk') else 'python'
     if client == 'wrk' and not shutil.which('wrk'): raise SystemExit('--client wrk: wrk is not installed (make wrk)')
     from voc_yolo.core import offline_setup
-    offline_setup()
+    from voc_yolo.runtime import single_threaded_opencv
+    offline_setup(); single_threaded_opencv()  # as in `voc-yolo serve`: (a) and the single image run the service's code, minus HTTP
     model = export_640(ROOT/'models/best.pt') if a.imgsz == 640 else ROOT/a.model
     from voc_yolo.runtime import model_metadata
     imgsz = model_metadata(model)['imgsz'][0]
@@ -242,7 +243,7 @@ def main():
     single, p50 = statistics.median(runs['single']), med(runs[('(b) voc-yolo serve', one)], 'p50')
     errors = {k: sum(r['errors'] for key, rs in runs.items() if key[0].startswith(k) for r in rs) for k in ('(b)', '(c)')}
     print(f"\nin process, one image alone on {cores} threads: {single:.2f} ms; "
-          f"(b) p50 at {one} client: {p50:.2f} ms (+{p50 - single:.2f} ms)")
+          f"(b) p50 at {one} client: {p50:.2f} ms ({p50 - single:+.2f} ms)")
     print(f"at {top} clients: (b)/(a) = {B / A:.2f}, (b)/(c) = {B / C:.2f}; at {one} client: (b)/(c) = {B1 / C1:.2f}; "
           f"errors (b) {errors['(b)']}, (c) {errors['(c)']}")
 

@@ -8,6 +8,7 @@ import logging, multiprocessing, os, shutil, signal, socket, tempfile, threading
 import uvicorn
 from .settings import Settings
 from .limits import header_timeout_protocol, return_large_buffers
+from ..runtime import single_threaded_opencv
 
 # %% auto #0
 __all__ = ['log', 'DrainingServer', 'bind', 'listen', 'run_server', 'settings_env', 'serve_processes']
@@ -54,9 +55,11 @@ def run_server(app, # the ASGI app; its `state.store.draining` turns True on SIG
               ):
     "One server process with the budgets of `s`, until SIGTERM or Ctrl-C: /ready 503 for `drain_s`, then requests in flight finish."
     return_large_buffers()  # bodies and photos over 8 MB go back to the OS when freed (a flat RSS); input tensors are reused
+    opencv = single_threaded_opencv()  # the requests and inference streams are the parallelism; OpenCV's pool spun on their cores
     config = uvicorn.Config(app, access_log=access_log, log_level='info', http=header_timeout_protocol(s.header_timeout_s),
                             limit_concurrency=s.max_connections, timeout_keep_alive=s.keep_alive_s,
                             timeout_graceful_shutdown=s.shutdown_timeout_s)
+    log.info(f'OpenCV resizes on the request threads ({opencv} thread each, no worker pool of its own)')
     server = DrainingServer(config, s.drain_s, on_drain=lambda: setattr(app.state.store, 'draining', True))
     server.run(sockets=[listen(host, port, reuse_port)])
 
