@@ -41,7 +41,7 @@ class QuantizeParams:
     accuracy_budget: float = 0.01  # largest mAP50 drop vs PyTorch FP32 allowed for the deployment model
     threads: int = 0  # CPU threads (0: all cores)
     warmup: int = 10  # untimed runs
-    repeats: int = 100  # timed runs at batch 1
+    repeats: int = 400  # timed runs at batch 1, in 20 interleaved rounds of 20
     export_dir: str = 'runs/quantize'  # scratch: every exported variant
     deploy_dir: str = 'models/deploy'  # the chosen deployment model
     deploy_json: str = 'models/deploy.json'  # which variant, backend and precision it is
