@@ -185,14 +185,13 @@ def main():
     client = a.client if a.client != 'auto' else 'wrk' if shutil.which('wrk') else 'python'
     if client == 'wrk' and not shutil.which('wrk'): raise SystemExit('--client wrk: wrk is not installed (make wrk)')
     from voc_yolo.core import offline_setup
-    from voc_yolo.runtime import single_threaded_opencv
+    from voc_yolo.runtime import model_metadata, single_threaded_opencv
     offline_setup(); single_threaded_opencv()  # as in `voc-yolo serve`: (a) and the single image run the service's code, minus HTTP
     model = export_640(ROOT/'models/best.pt') if a.imgsz == 640 else ROOT/a.model
-    from voc_yolo.runtime import model_metadata
     imgsz = model_metadata(model)['imgsz'][0]
-    jpegs = [f.read_bytes() for f in sorted((ROOT/a.images).glob('*.jpg'))[:200]]
-    cores, clients = os.cpu_count(), [int(c) for c in a.clients.split(',')]
     files = sorted((ROOT/a.images).glob('*.jpg'))[:200]
+    jpegs = [f.read_bytes() for f in files]
+    cores, clients = os.cpu_count(), [int(c) for c in a.clients.split(',')]
     listing = ROOT/'runs/bench_serve/jpegs.txt'; listing.parent.mkdir(parents=True, exist_ok=True)
     listing.write_text(''.join(f'{f}\n' for f in files))
     print(f'model {model}, {len(jpegs)} JPEGs of the test split, {cores} cores, {a.seconds:.0f} s per setup, client: {client}\n')
