@@ -13,9 +13,9 @@ import yaml
 from .core import pil_open
 
 # %% auto #0
-__all__ = ['MAX_WH', 'CONF', 'IOU', 'ModelError', 'model_file', 'model_metadata', 'letterbox', 'to_tensor',
-           'single_threaded_opencv', 'nms', 'decode', 'scale_boxes', 'ImageError', 'decode_image', 'Prepared',
-           'model_precision', 'Backend', 'Predictor', 'MicroBatcher']
+__all__ = ['MAX_WH', 'NMS_PAIRWISE', 'CONF', 'IOU', 'ModelError', 'model_file', 'model_metadata', 'letterbox', 'to_tensor',
+           'single_threaded_opencv', 'nms', 'decode', 'scale_boxes', 'ImageError', 'image_header', 'decode_image',
+           'Prepared', 'model_precision', 'Backend', 'Predictor', 'MicroBatcher']
 
 # %% ../nbs/09_runtime.ipynb #d535f110
 class ModelError(ValueError):
@@ -80,22 +80,30 @@ def single_threaded_opencv()->int:
 # %% ../nbs/09_runtime.ipynb #2035e77d
 MAX_WH = 7680  # Ultralytics' class offset for class-aware NMS in one pass
 
+NMS_PAIRWISE = 1024  # up to this many boxes, NMS compares all pairs at once (n×n floats: 4 MB); beyond, one kept box at a time
+
+def _apart(x1, y1, x2, y2, area, rows, cols, iou:float)->np.ndarray:
+    "Whether boxes `rows` and `cols` (index arrays, broadcast) overlap by at most `iou`; 0/0 (two empty boxes) is apart, as in torchvision."
+    w = np.clip(np.minimum(x2[rows], x2[cols]) - np.maximum(x1[rows], x1[cols]), 0, None)
+    h = np.clip(np.minimum(y2[rows], y2[cols]) - np.maximum(y1[rows], y1[cols]), 0, None)
+    inter = w * h
+    with np.errstate(invalid='ignore', divide='ignore'): return ~(inter / (area[rows] + area[cols] - inter) > iou)
+
 def nms(boxes:np.ndarray, # (n, 4) xyxy
         scores:np.ndarray, # (n,)
         iou:float, # overlap above which the lower-scoring box goes
        )->np.ndarray:
     "Indices kept by greedy non-maximum suppression, highest score first (torchvision.ops.nms semantics)."
     order = np.argsort(-scores, kind='stable')
-    x1, y1, x2, y2 = boxes.T
-    area = (x2 - x1) * (y2 - y1)
+    x1, y1, x2, y2 = boxes.T; area = (x2 - x1) * (y2 - y1)
+    if len(order) <= NMS_PAIRWISE:  # every pair's overlap at once, then the greedy walk down that matrix
+        apart, keep = _apart(x1, y1, x2, y2, area, order[:, None], order, iou), np.ones(len(order), bool)
+        for i in range(len(order)):
+            if keep[i]: keep[i + 1:] &= apart[i, i + 1:]
+        return order[keep]
     keep = []
     while order.size:
-        i, rest = order[0], order[1:]
-        keep.append(i)
-        w = np.clip(np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]), 0, None)
-        h = np.clip(np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]), 0, None)
-        inter = w * h
-        order = rest[inter / (area[i] + area[rest] - inter) <= iou]
+        keep.append(order[0]); order = order[1:][_apart(x1, y1, x2, y2, area, order[0], order[1:], iou)]
     return np.array(keep, dtype=np.int64)
 
 CONF, IOU = 0.25, 0.7  # default confidence and NMS IoU thresholds: the service's, and those of the drift reference
@@ -126,20 +134,26 @@ class ImageError(ValueError):
     "An uploaded file that is not a usable image; `status` is the HTTP status to answer with."
     def __init__(self, msg:str, status:int=422): super().__init__(msg); self.status = status
 
-def decode_image(data:bytes, # the file as uploaded
-                 name:str='image', # its name, for the message
-                 max_pixels:int=40_000_000, # refuse images declaring more pixels (decompression bombs)
-                )->np.ndarray:
-    "The upload as an H×W×3 BGR array, or an ImageError saying what is wrong, raised before decoding any pixels it can."
-    import io, cv2
+def image_header(data:bytes, name:str='image')->tuple[str, int, int]:
+    "(format, width, height) as PIL reads them from the header alone, before any pixel is decoded; an ImageError if it cannot."
+    import io
     from PIL import Image, UnidentifiedImageError
-    if not data: raise ImageError(f"{name}: empty file (0 bytes)")
     try:
-        with pil_open(io.BytesIO(data)) as im: fmt, (w, h) = im.format, im.size  # the header only: no pixels yet
+        with pil_open(io.BytesIO(data)) as im: return im.format, *im.size
     except Image.DecompressionBombError as e:  # PIL's own limit (2 × 89.5 M pixels) is above ours, but be sure
         raise ImageError(f"{name}: a decompression bomb, refused before decoding ({e})", 413) from None
     except (UnidentifiedImageError, OSError, ValueError):
         raise ImageError(f"{name}: not an image (expected JPEG, PNG, BMP, TIFF or WebP; it starts with {data[:8]!r})", 415) from None
+
+def decode_image(data:bytes, # the file as uploaded
+                 name:str='image', # its name, for the message
+                 max_pixels:int=40_000_000, # refuse images declaring more pixels (decompression bombs)
+                 header:tuple|None=None, # (format, width, height) the caller already read from the header: not read again
+                )->np.ndarray:
+    "The upload as an H×W×3 BGR array, or an ImageError saying what is wrong, raised before decoding any pixels it can."
+    import cv2
+    if not data: raise ImageError(f"{name}: empty file (0 bytes)")
+    fmt, w, h = header or image_header(data, name)
     if w * h > max_pixels: raise ImageError(f"{name}: declares {w}×{h} = {w*h:,} pixels, more than the limit of {max_pixels:,}; refused "
                                             f"before decoding", 413)
     if fmt == 'JPEG' and not data.rstrip(b'\0').endswith(b'\xff\xd9'): raise ImageError(f"{name}: truncated JPEG (no end-of-image marker)")

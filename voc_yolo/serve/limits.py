@@ -55,17 +55,17 @@ def image_size(data:bytes, # the file as uploaded
 def check_images(files:list[tuple[str, bytes]], # (name, bytes) of one request
                  max_pixels:int, # largest image (VOC_YOLO_MAX_PIXELS)
                  max_request_pixels:int, # all of them together (VOC_YOLO_MAX_REQUEST_PIXELS)
-                )->int:
-    "Every image in an allowed format and within the budgets, judged from the headers before any pixel is decoded; the pixels in all."
-    total = 0
+                )->list[tuple[str, int, int]]:
+    "Every image in an allowed format and within the budgets, judged from the headers before any pixel is decoded; their headers."
+    total, headers = 0, []
     for name, data in files:
-        _, w, h = image_size(data, name)
+        fmt, w, h = image_size(data, name); headers.append((fmt, w, h))
         if w * h > max_pixels: raise Refusal(f"{name}: {w}×{h} = {w*h:,} pixels, over the limit of {max_pixels:,} per image "
                                              f"(VOC_YOLO_MAX_PIXELS); refused before decoding", 413, 'image_too_large')
         total += w * h
         if total > max_request_pixels: raise Refusal(f"the request's images hold {total:,} pixels by {name}, over the limit of "
             f"{max_request_pixels:,} per request (VOC_YOLO_MAX_REQUEST_PIXELS); send fewer or smaller images", 413, 'too_many_pixels')
-    return total
+    return headers
 
 # %% ../../nbs/10_serve_limits.ipynb #84fdc502
 class TokenBucket:

@@ -39,16 +39,16 @@ class Predictions:
     def close(self): self.pool.shutdown(wait=False, cancel_futures=True)
 
     def parse(self, body:bytes, content_type:str, timing:Timing)->tuple[list, int]:
-        "The request's images within the budgets of parts, part size and image count, their pixels checked on the headers; the pixels."
+        "The request's images, (name, bytes, header), within the budgets of parts, part size, count and pixels (on headers); the pixels."
         s = self.s
         data = multipart_files(body, content_type, max_files=s.max_images, max_parts=s.max_parts, max_part_bytes=int(s.max_part_mb * 2**20))
-        pixels = check_images(data, s.max_pixels, s.max_request_pixels)  # before any pixel is decoded
-        timing.lap('parse'); return data, pixels
+        headers = check_images(data, s.max_pixels, s.max_request_pixels)  # before any pixel is decoded
+        timing.lap('parse'); return [(*d, h) for d, h in zip(data, headers)], sum(w * h for _, w, h in headers)
 
     def decode(self, model:ServedModel, data:list, timing:Timing, hop:bool=False)->list:
         "Every image decoded and letterboxed, with its drift features (`hop`: in a decode thread, after waiting for it)."
         if hop: timing.lap('hop')
-        return [self.prepare_one(model, name, raw, timing) for name, raw in data]
+        return [self.prepare_one(model, *d, timing) for d in data]
 
     def parse_and_decode(self, model:ServedModel, body:bytes, content_type:str, timing:Timing)->list:
         "In a decode thread: parse, check, decode."
@@ -62,9 +62,9 @@ class Predictions:
         if pixels > s.inline_pixels: return await in_thread(self.decode, model, data, timing, True)
         return self.decode(model, data, timing)
 
-    def prepare_one(self, model:ServedModel, name:str, raw:bytes, timing:Timing)->tuple:
-        "One image: decoded, letterboxed, and its drift features and key where the model keeps a drift window."
-        img = decode_image(raw, name, self.s.max_pixels); timing.lap('decode')
+    def prepare_one(self, model:ServedModel, name:str, raw:bytes, header:tuple, timing:Timing)->tuple:
+        "One image decoded (`parse` read its header), letterboxed, and its drift features and key where the model keeps a drift window."
+        img = decode_image(raw, name, self.s.max_pixels, header); timing.lap('decode')
         p = model.predictor.prepare(img); timing.lap('letterbox')
         if not model.drift: return name, img, p, None
         if not model.drift_budget.take(): self.m.drift_sampled_out.labels(model.name).inc(); return name, img, p, None
