@@ -10,7 +10,7 @@ connections: wrk (benchmarks/post.lua), a C load generator that leaves the cores
 not installed (or with --client python) one asyncio process, which itself takes about half a core at 300 req/s.
 Prints requests/s, p50 and p99 per setup, the ratios at 1 and 16 clients, the in-process latency of one image
 alone, and where (b)'s milliseconds went: the medians of its Server-Timing headers (python client), or the means
-of its phase histogram in /metrics (wrk).
+of its phase histogram in /metrics (wrk). The ratios are printed twice: of the medians, and paired within each round.
 Setups are measured in interleaved rounds (the machine's load drifts) and medians printed.
 `--imgsz 640` exports models/best.pt at 640 px (OpenVINO, its default precision) and measures that instead.
 Usage: python benchmarks/bench_serve.py [--model models/deploy] [--seconds 8] [--imgsz 640]
@@ -245,6 +245,17 @@ def main():
           f"(b) p50 at {one} client: {p50:.2f} ms ({p50 - single:+.2f} ms)")
     print(f"at {top} clients: (b)/(a) = {B / A:.2f}, (b)/(c) = {B / C:.2f}; at {one} client: (b)/(c) = {B1 / C1:.2f}; "
           f"errors (b) {errors['(b)']}, (c) {errors['(c)']}")
+    print_paired(runs, top, one)
+
+
+def print_paired(runs: dict, top: int, one: int):
+    "The ratios within each round, whose setups ran minutes apart at most: the machine's speed drifts more between rounds."
+    b, c = (lambda k: runs[('(b) voc-yolo serve', k)]), (lambda k: runs[('(c) seed: YOLO.predict', k)])
+    pairs = {f'(b)/(a) at {top}': zip(b(top), runs['(a) in process']), f'(b)/(c) at {top}': zip(b(top), c(top)),
+             f'(b)/(c) at {one}': zip(b(one), c(one))}
+    ratios = {k: [x['rps'] / y['rps'] for x, y in v] for k, v in pairs.items()}
+    print('paired within each round, median (range): ' + '; '.join(f'{k}: {statistics.median(r):.2f} ({min(r):.2f}-{max(r):.2f})'
+                                                                for k, r in ratios.items()))
 
 
 def print_phases(runs: dict, clients: list):
