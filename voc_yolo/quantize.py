@@ -23,7 +23,7 @@ from tqdm.auto import tqdm
 # %% auto #0
 __all__ = ['QUANT_BACKENDS', 'PRECISION_ORDER', 'QuantizeParams', 'check_quantize_params', 'letterbox_batch', 'calibration_batch',
            'head_decode_nodes', 'copy_onnx_metadata', 'ort_static_int8', 'ov_xml', 'ov_precision_forced',
-           'measure_variants', 'beaten', 'choose_deployment', 'add_ratios', 'front_variants', 'pareto_plot',
+           'measure_variants', 'beats', 'choose_deployment', 'add_ratios', 'front_variants', 'pareto_plot',
            'ov_from_onnx', 'build_variants', 'write_drift_reference', 'quantize']
 
 # %% ../nbs/06_quantize.ipynb #0617c938
@@ -157,23 +157,23 @@ def measure_variants(variants:list[dict], # name, backend, path, runner=(make, p
 # %% ../nbs/06_quantize.ipynb #4848da8a
 PRECISION_ORDER = {'int8': 0, 'fp16': 1, 'bf16': 1, 'fp32': 2}  # the tie-break: lower precision first
 
-def beaten(fastest:dict, other:dict)->bool:
-    """True when `other` was slower than `fastest` in at least three quarters of the interleaved rounds they were both
+def beats(a:dict, b:dict)->bool:
+    """True when variant `a` was faster than `b` in at least three quarters of the interleaved rounds they were both
     timed in (4 of 5, 3 of 3, 15 of 20); by the medians, where rounds were not recorded."""
-    a, b = fastest.get('rounds_ms'), other.get('rounds_ms')
-    if not (a and b): return other['median_ms'] > fastest['median_ms']
-    n = min(len(a), len(b))  # the rounds both were timed in
-    return sum(y > x for x, y in zip(a, b)) >= -(-3 * n // 4)  # three quarters, rounded up
+    a_ms, b_ms = a.get('rounds_ms'), b.get('rounds_ms')
+    if not (a_ms and b_ms): return b['median_ms'] > a['median_ms']
+    n = min(len(a_ms), len(b_ms))  # the rounds both were timed in
+    return sum(y > x for x, y in zip(a_ms, b_ms)) >= -(-3 * n // 4)  # three quarters, rounded up
 
 def choose_deployment(rows:list[dict], reference:str='torch-fp32', budget:float=0.01)->dict:
-    """Among the rows within `budget` mAP50 of the `reference`, those no other one `beaten` in the interleaved rounds;
+    """Among the rows within `budget` mAP50 of the `reference`, those no other one `beats` in the interleaved rounds;
     when several remain (a tie), lower precision, then the smaller file, then the name.
     The row, with `decision`: the rule that decided, the fastest by median, and the variants tied."""
     ref = next(r for r in rows if r['variant'] == reference)
     ok = sorted((r for r in rows if r['mAP50'] >= ref['mAP50'] - budget and r['variant'] != reference),
                 key=lambda r: (r['median_ms'], -r['mAP50']))
     fastest = ok[0]
-    tied = [r for r in ok if not any(beaten(o, r) for o in ok if o is not r)] or [fastest]  # a cycle of wins: the median
+    tied = [r for r in ok if not any(beats(o, r) for o in ok if o is not r)] or [fastest]  # a cycle of wins: the median
     chosen = min(tied, key=lambda r: (PRECISION_ORDER.get(r.get('precision'), 9), r.get('size_mb', 0), r['variant']))
     rule = ('the only one no other beat in three quarters of the interleaved rounds' if len(tied) == 1 else
             'tied (none of them beaten in three quarters of the rounds): lower precision, then smaller file, then name')

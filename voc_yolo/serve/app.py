@@ -9,7 +9,8 @@ from contextlib import asynccontextmanager
 from types import SimpleNamespace
 from urllib.parse import parse_qsl
 from fastapi import FastAPI, Request
-from fastapi.encoders import jsonable_encoder
+from fastapi.exception_handlers import request_validation_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from .. import __version__
@@ -50,9 +51,9 @@ def predict_fast_path(app, # the rest of the ASGI stack
         try:
             q = PredictQuery.model_validate(dict(parse_qsl(scope['query_string'].decode('latin-1'))))
             response = await predict.predict(name or 'deploy', request, q, preds)
-        except ValidationError as e:  # the answer FastAPI gives for a query it cannot validate
-            errors = [{**err, 'loc': ['query', *err['loc']]} for err in e.errors(include_url=False)]
-            response = JSONResponse({'detail': jsonable_encoder(errors)}, 422)
+        except ValidationError as e:  # FastAPI's own answer to a query it cannot validate, with its locations ('query', field)
+            errors = RequestValidationError([{**err, 'loc': ('query', *err['loc'])} for err in e.errors(include_url=False)])
+            response = await request_validation_exception_handler(request, errors)
         except REFUSED as e: response = refusal(request, e)
         await response(scope, receive, send)
     return asgi

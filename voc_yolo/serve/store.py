@@ -4,7 +4,7 @@
 
 # %% ../../nbs/10d_serve_store.ipynb #6fed5d81
 from __future__ import annotations
-import collections, dataclasses, json, os, shutil, tempfile, threading, time, uuid
+import collections, contextlib, dataclasses, json, os, shutil, tempfile, threading, time, uuid
 from pathlib import Path
 from fastapi import Request
 from ..runtime import Predictor, MicroBatcher
@@ -184,7 +184,8 @@ def publish_folder(url:str, # the store: a folder, or any URL fsspec knows (s3:/
     folder = Path(folder)
     if not folder.is_dir(): raise UploadError(f"{folder}: not a folder (give the model's folder, e.g. models/deploy)", 400)
     files = {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.is_file()}
-    with tempfile.TemporaryDirectory(prefix='voc-yolo-publish-') as scratch:  # the staged copy is not kept: nothing serves it here
-        store = ModelStore(Settings(models=url, deploy=str(folder), cache_dir=cache_dir or scratch, threads=1, streams=1, poll_s=0))
+    staging = contextlib.nullcontext(cache_dir) if cache_dir else tempfile.TemporaryDirectory(prefix='voc-yolo-publish-')
+    with staging as cache:  # a temporary copy is not kept: nothing serves it here
+        store = ModelStore(Settings(models=url, deploy=str(folder), cache_dir=cache, threads=1, streams=1, poll_s=0))
         try: return store.add(name, files).version
         finally: store.close()
