@@ -9,8 +9,9 @@ The clients are closed loops (each sends its next request when the last answer a
 connections: wrk (benchmarks/post.lua), a C load generator that leaves the cores to the servers, or where wrk is
 not installed (or with --client python) one asyncio process, which itself takes about half a core at 300 req/s.
 Prints requests/s, p50 and p99 per setup, the ratios at 1 and 16 clients, the in-process latency of one image
-alone, and where (b)'s milliseconds went: the medians of its Server-Timing headers (python client), or the means
-of its phase histogram in /metrics (wrk). The ratios are printed twice: of the medians, and paired within each round.
+alone (back to back, and after the cores idled 2 ms, with the machine's idle policy), and where (b)'s milliseconds
+went: the medians of its Server-Timing headers (python client), or the means of its phase histogram in /metrics
+(wrk). The ratios are printed twice: of the medians, and paired within each round.
 Setups are measured in interleaved rounds (the machine's load drifts) and medians printed.
 `--imgsz 640` exports models/best.pt at 640 px (OpenVINO, its default precision) and measures that instead.
 Usage: python benchmarks/bench_serve.py [--model models/deploy] [--seconds 8] [--imgsz 640]
@@ -32,6 +33,7 @@ import numpy as np
 import requests
 
 ROOT = Path(__file__).resolve().parents[1]
+PAUSE_S = 0.002  # the idle gap of `single_image_ms`: about what one client's request spends outside the model at 128 px
 sys.path.insert(0, str(ROOT/'tests'))
 from helpers import free_port, ultralytics_path  # noqa: E402
 
@@ -135,13 +137,24 @@ def in_process(model: Path, jpegs: list, streams: int, threads: int, max_batch: 
     return dict(rps=sum(counts) / (time.perf_counter() - t0), streams=streams, threads=threads, max_batch=max_batch)
 
 
-def single_image_ms(model: Path, jpegs: list, threads: int, n: int = 300) -> float:
-    "Median ms to decode, letterbox, infer and NMS one image alone, in process, on `threads` threads: what one client waits at best."
+def single_image_ms(model: Path, jpegs: list, threads: int, n: int = 300, pause_s: float = 0.0) -> float:
+    """Median ms to decode, letterbox, infer and NMS one image alone, in process, on `threads` threads: what one client waits at best.
+    `pause_s`: the cores idle that long before each image (untimed), as between one client's requests, which spend about 2 ms
+    outside the model at 128 px: where an idle core halts at once (a VM without halt polling), the next image pays to wake it."""
     from voc_yolo.runtime import Predictor, decode_image
     pred, ms = Predictor(model, threads=threads, streams=1).warmup(), []
     for i in range(n):
+        if pause_s: time.sleep(pause_s)
         t = time.perf_counter(); pred.predict_one(decode_image(jpegs[i % len(jpegs)])); ms.append((time.perf_counter() - t) * 1e3)
     return statistics.median(ms)
+
+
+def idle_policy() -> str:
+    "How this machine's idle cores wait (Linux cpuidle): the driver, and a KVM guest's halt-polling window where it has one."
+    base = Path('/sys/devices/system/cpu/cpuidle')
+    driver = (base/'current_driver').read_text().strip() if (base/'current_driver').is_file() else 'not exposed'
+    poll = Path('/sys/module/haltpoll/parameters/guest_halt_poll_ns')
+    return f"cpuidle driver {driver}" + (f", guest_halt_poll_ns {poll.read_text().strip()}" if poll.is_file() else '')
 
 
 def wait_ready(url: str, proc, timeout: float = 120):
@@ -219,6 +232,7 @@ def main():
     try:
         for _ in range(a.rounds):
             runs.setdefault('single', []).append(single_image_ms(model, jpegs, cores))
+            runs.setdefault('single after a pause', []).append(single_image_ms(model, jpegs, cores, n=150, pause_s=PAUSE_S))
             r = in_process(model, jpegs, best['streams'], best['threads'], best['max_batch'], a.seconds)
             runs.setdefault('(a) in process', []).append(r)
             for c in clients:
@@ -243,6 +257,8 @@ def main():
     errors = {k: sum(r['errors'] for key, rs in runs.items() if key[0].startswith(k) for r in rs) for k in ('(b)', '(c)')}
     print(f"\nin process, one image alone on {cores} threads: {single:.2f} ms; "
           f"(b) p50 at {one} client: {p50:.2f} ms ({p50 - single:+.2f} ms)")
+    print(f"in process, one image alone after the cores idled {PAUSE_S * 1e3:.0f} ms: "
+          f"{statistics.median(runs['single after a pause']):.2f} ms ({idle_policy()})")
     print(f"at {top} clients: (b)/(a) = {B / A:.2f}, (b)/(c) = {B / C:.2f}; at {one} client: (b)/(c) = {B1 / C1:.2f}; "
           f"errors (b) {errors['(b)']}, (c) {errors['(c)']}")
     print_paired(runs, top, one)

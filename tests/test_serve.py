@@ -279,6 +279,7 @@ def test_bench_serve_prints_its_table_and_ratios(deployed, client):
     assert '(a) in process' in out and out.count('(b) voc-yolo serve') == 2 and out.count('(c) seed: YOLO.predict') == 2, out
     assert 'at 2 clients: (b)/(a) = ' in out and 'at 1 client: (b)/(c) = ' in out and 'errors (b) 0, (c) 0' in out, out
     assert re.search(r'in process, one image alone on \d+ threads: [\d.]+ ms; \(b\) p50 at 1 client', out), out
+    assert re.search(r'in process, one image alone after the cores idled 2 ms: [\d.]+ ms \(cpuidle driver \S+', out), out
     paired = r'paired within each round, median \(range\): \(b\)/\(a\) at 2: [\d.]+ \([\d.]+-[\d.]+\); .*\(b\)/\(c\) at 1: [\d.]+ '
     assert re.search(paired, out), out
     phases = out.split("(b)'s phases")[1].splitlines()
