@@ -208,9 +208,10 @@ class Backend:
             model = core.read_model(str(self.file)); model.reshape([batch, 3, *self.imgsz])
             compiled, pools[batch] = core.compile_model(model, 'CPU', cfg[batch]), queue.Queue()
             for _ in range(self.streams): pools[batch].put(compiled.create_infer_request())
-        def infer(x):
+        def infer(x):  # through the request's own tensors: `req.infer({0: x})` wraps its inputs and outputs in Python, 0.1-0.3 ms
             pool = pools[1 if len(x) == 1 else -1]; req = pool.get()
-            try: return req.infer({0: x})[0].copy()
+            try:  # the input tensor takes this batch's size (1.7 µs), then its pixels
+                t = req.get_input_tensor(0); t.shape = x.shape; t.data[...] = x; req.infer(); return req.get_output_tensor(0).data.copy()
             finally: pool.put(req)
         return infer, False
 
