@@ -11,7 +11,7 @@ from .limits import header_timeout_protocol, return_large_buffers
 from ..runtime import single_threaded_opencv
 
 # %% auto #0
-__all__ = ['log', 'DrainingServer', 'bind', 'listen', 'run_server', 'settings_env', 'serve_processes']
+__all__ = ['log', 'DrainingServer', 'bind', 'listen', 'run_server', 'settings_env', 'exit_code', 'serve_processes']
 
 # %% ../../nbs/10o_serve_server.ipynb #e104dc1d
 log = logging.getLogger('uvicorn.error')
@@ -68,6 +68,10 @@ def settings_env(s:Settings)->dict:
     "The settings as the `VOC_YOLO_*` variables a child process reads them from."
     return {f'VOC_YOLO_{k.upper()}': str(v) for k, v in s.model_dump().items() if v is not None}
 
+def exit_code(exitcodes:list)->int:
+    "The parent's exit code: 0 when each process exited 0, or was ended by its SIGTERM while still starting (no handler yet); else 1."
+    return int(any(c not in (0, -signal.SIGTERM) for c in exitcodes))
+
 def serve_processes(target, # module-level `target(host, port, access_log)`: one server process, settings from the environment
                     s:Settings, host:str, port:int, access_log:bool=False)->int:
     "`s.processes` server processes on one port (SO_REUSEPORT); SIGTERM or Ctrl-C goes on to each (they drain); one that dies is replaced."
@@ -87,7 +91,7 @@ def serve_processes(target, # module-level `target(host, port, access_log)`: one
                 if not p.is_alive(): log.warning(f'server process {p.pid} exited ({p.exitcode}): starting another'); procs[i] = start()
         for p in procs: p.terminate()  # SIGTERM: each drains
         for p in procs: p.join()
-        return int(any(p.exitcode for p in procs))
+        return exit_code([p.exitcode for p in procs])
     finally:
         held.close()
         if own_dir: shutil.rmtree(metrics_dir, ignore_errors=True)
