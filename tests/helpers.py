@@ -34,7 +34,7 @@ def clean_copy(dst):
     return dst
 
 
-TINY = {'data': dict(n_train=24, n_test=8, img_size=96, workers=1),
+TINY = {'prepare': dict(n_train=24, n_test=8, img_size=96, workers=1),
         'train': dict(epochs=2, imgsz=64, batch=8, workers=1, wandb='disabled',  # 2 epochs: a kill after the first resumes
                       extra={'close_mosaic': 1}),  # mosaic in epoch 1 (the default closes it 10 epochs before the end)
         'evaluate': dict(pred_conf=0.01),  # imgsz: from the weights (trained at 64)

@@ -64,7 +64,7 @@ def test_sweep_imgsz_from_the_baseline_reaches_every_stage_and_compares(sweep_ru
 
     # a failed experiment is named, with a non-zero exit code, and keeps its row
     try:
-        r = run("voc-yolo sweep -S 'params/data.yaml:n_train=many' --no-compare prepare", repo, check=False)
+        r = run("voc-yolo sweep -S 'params/prepare.yaml:n_train=many' --no-compare prepare", repo, check=False)
     finally:
         run('dvc queue stop', repo, check=False)
     assert r.returncode == 1 and '1 of 1 experiments did not succeed' in r.stderr, r.stderr[-2000:]

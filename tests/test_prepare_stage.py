@@ -9,13 +9,13 @@ TINY = '-p n_train 10 -p n_test 4 -p img_size 64 -p workers 1'
 
 
 def tiny_params(repo):
-    p = repo/'params/data.yaml'
+    p = repo/'params/prepare.yaml'
     d = yaml.safe_load(p.read_text()); d.update(n_train=10, n_test=4, img_size=64, workers=1)
     p.write_text(yaml.safe_dump(d, sort_keys=False))
 
 
 def test_papermill_as_a_user_types_it(repo_copy):
-    run(f'papermill nbs/stages/prepare.ipynb out.ipynb -f params/data.yaml {TINY}', repo_copy)
+    run(f'papermill nbs/stages/prepare.ipynb out.ipynb -f params/prepare.yaml {TINY}', repo_copy)
     stats = json.loads((repo_copy/'metrics/data.json').read_text())
     assert (stats['train']['images'], stats['test']['images']) == (10, 4)
     nb = json.loads((repo_copy/'out.ipynb').read_text())
@@ -24,7 +24,7 @@ def test_papermill_as_a_user_types_it(repo_copy):
 
 
 def test_papermill_rejects_a_wrongly_typed_parameter(repo_copy):
-    r = run('papermill nbs/stages/prepare.ipynb out.ipynb -f params/data.yaml -p n_train ten', repo_copy, check=False)
+    r = run('papermill nbs/stages/prepare.ipynb out.ipynb -f params/prepare.yaml -p n_train ten', repo_copy, check=False)
     assert r.returncode != 0 and "key 'n_train' must be int, got str 'ten'" in r.stdout + r.stderr
 
 

@@ -19,10 +19,10 @@ def test_dvc_repro_through_profile_and_quantize(tiny_run):
 
 def test_quantize_errors_name_the_problem(repo_copy):
     "Through the stage notebook (papermill) once, and through `voc-yolo quantize`, which calls the same function, for the rest."
-    cases = {"papermill nbs/stages/quantize.ipynb out.ipynb -f params/quantize.yaml -p weights models/none.pt":
-             "train a model first (dvc repro train)",
-             "voc-yolo quantize --set calib_images=0": "needs at least one calibration image",
-             "voc-yolo quantize --set 'backends=[tensorrt]'": "['tensorrt'] not supported"}
+    cases = {"papermill nbs/stages/quantize.ipynb out.ipynb -p weights models/none.pt":
+             "key 'weights' must be an existing file, got 'models/none.pt'",
+             "voc-yolo quantize --set calib_images=0": "key 'calib_images' must be at least 1, got 0",
+             "voc-yolo quantize --set 'backends=[tensorrt]'": "key 'backends' must be each one of onnxruntime | openvino, got ['tensorrt']"}
     for cmd, msg in cases.items():
         r = run(cmd, repo_copy, check=False)
         assert r.returncode != 0 and msg in r.stdout + r.stderr, (cmd, (r.stdout + r.stderr)[-2000:])

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from helpers import ROOT, run
-from voc_yolo.core import load_params
+from voc_yolo.core import PIPELINE, STAGES, load_params, params_path, stage_class
 from voc_yolo.prepare import PrepareParams
 
 
@@ -82,12 +82,10 @@ def test_readme_is_generated_from_index():
     assert (ROOT/'README.md').read_text().startswith('<!-- generated from nbs/index.ipynb')
 
 
-def test_params_file_matches_stage_and_dvc():
-    p = load_params(ROOT/'params/data.yaml', PrepareParams)
-    fields = {f.name for f in dataclasses.fields(PrepareParams)}
-    assert set(yaml.safe_load((ROOT/'params/data.yaml').read_text())) == fields
+def test_prepare_declares_its_outputs_to_dvc():
+    "The paths the prepare stage writes are its DVC outputs and metrics (read from its params file, not copied)."
+    p = load_params(ROOT/params_path('prepare'), PrepareParams)
     dvc = yaml.safe_load((ROOT/'dvc.yaml').read_text())['stages']['prepare']
-    assert set(dvc['params'][0]['params/data.yaml']) == fields
     outs = {next(iter(o)) if isinstance(o, dict) else o for o in dvc['outs']}
     assert {p.out_dir, p.dataset_yaml}.issubset(outs)
     assert {next(iter(m)) for m in dvc['metrics']} == {p.metrics_path, p.quality_path}
@@ -105,13 +103,7 @@ def test_no_notebook_outputs_committed():
         assert all(not c.get('outputs') for c in json.loads(nb.read_text())['cells']), f'{nb} has outputs'
 
 
-STAGE_PARAMS = {'prepare': ('data', 'voc_yolo.prepare', 'PrepareParams'), 'train': ('train', 'voc_yolo.train', 'TrainParams'),
-                'evaluate': ('evaluate', 'voc_yolo.evaluate', 'EvalParams'), 'profile': ('profile', 'voc_yolo.profile', 'ProfileParams'),
-                'quantize': ('quantize', 'voc_yolo.quantize', 'QuantizeParams'),
-                'loadtest': ('loadtest', 'voc_yolo.loadtest', 'LoadtestParams'), 'report': ('report', 'voc_yolo.report', 'ReportParams')}
-
-
-def notebook_defaults(stage):
+def parameters_cell(stage):
     "The parameters cell of a stage notebook as {name: default}."
     import ast
     cells = json.loads((ROOT/f'nbs/stages/{stage}.ipynb').read_text())['cells']
@@ -120,41 +112,24 @@ def notebook_defaults(stage):
     return {n.target.id: ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.AnnAssign)}
 
 
-@pytest.mark.parametrize('stage', list(STAGE_PARAMS))
-def test_every_stage_agrees_on_its_params(stage):
-    "dataclass fields = params file keys = dvc.yaml params = notebook parameters, and notebook defaults = params values."
-    import importlib
-    name, module, cls = STAGE_PARAMS[stage]
-    cls = getattr(importlib.import_module(module), cls)
-    fields = {f.name for f in dataclasses.fields(cls)}
-    values = yaml.safe_load((ROOT/f'params/{name}.yaml').read_text())
-    assert set(values) == fields
-    load_params(ROOT/f'params/{name}.yaml', cls)  # types check
-    dvc = yaml.safe_load((ROOT/'dvc.yaml').read_text())['stages'][stage]
-    assert set(dvc['params'][0][f'params/{name}.yaml']) == fields
-    assert f'-f params/{name}.yaml' in dvc['cmd'] and f'nbs/stages/{stage}.ipynb' in dvc['cmd']
-    defaults = notebook_defaults(stage)
-    assert defaults.pop('params_file') == f'params/{name}.yaml'
-    assert defaults == values, 'the notebook defaults (used in JupyterLab) differ from the params file (used by DVC)'
-
-
-def test_the_compare_notebook_agrees_with_its_params():
-    "voc-yolo compare is not a DVC stage, but its notebook, params file and dataclass agree like a stage's."
-    from voc_yolo.experiments import CompareParams
-    values = yaml.safe_load((ROOT/'params/compare.yaml').read_text())
-    assert set(values) == {f.name for f in dataclasses.fields(CompareParams)}
-    load_params(ROOT/'params/compare.yaml', CompareParams)
-    defaults = notebook_defaults('compare')
-    assert defaults.pop('params_file') == 'params/compare.yaml' and defaults == values
+@pytest.mark.parametrize('stage', list(STAGES))
+def test_each_stage_is_declared_once(stage):
+    """A parameter is written in two places, its dataclass and params/<stage>.yaml: dvc.yaml tracks that file whole and
+    hands the notebook its name, and the notebook's parameters cell holds nothing else."""
+    cls, path = stage_class(stage), params_path(stage)
+    values = yaml.safe_load((ROOT/path).read_text())
+    assert set(values) == {f.name for f in dataclasses.fields(cls)}, 'the params file has every key of the dataclass, no other'
+    load_params(ROOT/path, cls)  # types and rules
+    assert parameters_cell(stage) == {'params_file': path}
+    if stage in PIPELINE:
+        spec = yaml.safe_load((ROOT/'dvc.yaml').read_text())['stages'][stage]
+        assert spec['params'] == [{path: None}], f'{stage}: dvc.yaml should track {path} whole'
+        assert spec['cmd'].startswith(f'papermill nbs/stages/{stage}.ipynb reports/stages/{stage}.ipynb -p params_file {path} ')
 
 
 def test_dvc_runs_the_stage_table_in_order():
-    "dvc.yaml's stages are voc_yolo.core.PIPELINE, in its order, each with the params file of the stage table."
-    from voc_yolo.core import PIPELINE, STAGES
-    stages = yaml.safe_load((ROOT/'dvc.yaml').read_text())['stages']
-    assert tuple(stages) == PIPELINE
-    for name, spec in stages.items():
-        assert f"-f {STAGES[name][3]}" in spec['cmd'], (name, spec['cmd'])
+    "dvc.yaml's stages are voc_yolo.core.PIPELINE, in its order."
+    assert tuple(yaml.safe_load((ROOT/'dvc.yaml').read_text())['stages']) == PIPELINE
 
 
 def _module_file(mod):
@@ -202,3 +177,60 @@ def test_the_serving_page_lists_every_setting_of_the_service():
     page = (ROOT/'nbs/serving.ipynb').read_text()
     missing = [n for n in Settings.model_fields if f"`--{n.replace('_', '-')}` | `VOC_YOLO_{n.upper()}`" not in page]
     assert not missing, f'nbs/serving.ipynb: no row for {missing}'
+
+
+def _page(name):
+    "A docs notebook's markdown, all cells."
+    return '\n'.join(''.join(c['source']) for c in json.loads((ROOT/f'nbs/{name}').read_text())['cells'])
+
+
+def test_the_design_page_is_true_to_the_code():
+    "What a test can check of nbs/design.ipynb: the notebook list, the line limit, the arrows between the service's modules."
+    import ast
+    import re
+    page = _page('design.ipynb')
+    last = sorted(p.stem for p in (ROOT/'nbs').glob('[0-9]*.ipynb'))[-1]
+    assert f'00_core ... {last}' in page, f'the design page should name {last} as the last library notebook'
+    long = [f'{f.relative_to(ROOT)}:{i}' for f in sorted((ROOT/'voc_yolo').rglob('*.py')) if f.name != '_modidx.py'
+            for i, line in enumerate(f.read_text().splitlines(), 1) if i > 1 and len(line) > 140]
+    assert not long, f'lines over 140 characters (only nbdev\'s module docstring may be): {long}'
+    arrows = re.findall(r'^\s+([\w &]+?) --> ([\w &]+?)(?:\[|$)', page, re.M)
+    below = {(a.strip(), b.strip()) for lhs, rhs in arrows for a in lhs.split('&') for b in rhs.split('&')}
+    assert ('uploads', 'shared') in below, 'the diagram was not parsed'
+    for f in sorted((ROOT/'voc_yolo/serve').glob('*.py')):
+        imported = {n.module.split('.')[-1] for n in ast.walk(ast.parse(f.read_text())) if isinstance(n, ast.ImportFrom) and n.module}
+        wrong = sorted(upper for lower, upper in below if lower == f.stem and upper in imported)
+        assert not wrong, f'the design page draws {f.stem} below {wrong}, but {f.stem} imports them'
+
+
+def test_make_help_lists_every_documented_target():
+    "Every target with a `## ` description appears in `make help` (a digit in a name, k8s-lint, hid one once)."
+    import re
+    targets = re.findall(r'^([^\s:#=]+):[^=].*## ', (ROOT/'Makefile').read_text(), re.M)
+    shown = subprocess.run(['make', '--no-print-directory', 'help'], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert targets and {t for t in targets} == set(re.findall(r'^  make (\S+)', shown, re.M))
+
+
+def test_every_command_the_readme_names_exists():
+    """The README's make targets, `voc-yolo` commands and flags, repository paths and settings variables all exist:
+    a renamed target, flag or file fails here, not in a reader's terminal."""
+    import re
+    readme = (ROOT/'README.md').read_text()
+    makefile = (ROOT/'Makefile').read_text()
+    for t in set(re.findall(r'\bmake ([a-z][\w-]*)', readme)):
+        assert re.search(rf'^{re.escape(t)}:', makefile, re.M), f'README names `make {t}`, which the Makefile lacks'
+    from voc_yolo.cli import parser
+    sub = next(a for a in parser()._actions if a.dest == 'command').choices
+    for cmd, rest in re.findall(r'\bvoc-yolo ([a-z]+)((?: [^`\n#]*)?)', readme):
+        assert cmd in sub, f'README names `voc-yolo {cmd}`'
+        flags = {o for a in sub[cmd]._actions for o in a.option_strings}
+        for flag in re.findall(r'(?<!\S)(--[a-z][\w-]*)', rest):
+            assert flag in flags, f'README names `voc-yolo {cmd} {flag}`, which it does not take'
+    stages = yaml.safe_load((ROOT/'dvc.yaml').read_text())['stages'].values()
+    outputs = {next(iter(x)) if isinstance(x, dict) else x for s in stages for x in s.get('outs', []) + s.get('metrics', [])}
+    for path in set(re.findall(r'`((?:nbs|params|deploy|tools|models|metrics|reports|data)/[\w./-]+?)/?`', readme)):
+        tracked = (ROOT/path).exists() or any(path == o or path.startswith(o.rstrip('/') + '/') or o.startswith(path) for o in outputs)
+        assert tracked or '*' in path, f'README names {path}: neither in the repository nor a stage output'
+    from voc_yolo.serve.settings import Settings
+    for var in set(re.findall(r'VOC_YOLO_([A-Z_]+)', readme)) - {''}:
+        assert var.lower() in Settings.model_fields, f'README names VOC_YOLO_{var}, which is no setting'

@@ -1,6 +1,7 @@
 """Render nbs/index.ipynb to README.md without Quarto: nbdev's notebook processing, then nbconvert's markdown exporter.
 
-`nbdev_readme` needs Quarto, which cannot be installed everywhere (no internet); this gives the same README.
+`nbdev_readme` needs Quarto, which cannot be installed everywhere (no internet); this gives the same README, with the
+figures table filled from the committed metrics files (`voc_yolo.report.headline_figures`).
 Usage: python tools/make_readme.py [--check]   (--check: exit 1 if README.md is stale, write nothing)
 """
 import sys
@@ -23,7 +24,14 @@ def render_readme(nb_path: Path) -> str:
     nb = nbformat.from_dict(proc.nb)
     for i, c in enumerate(nb.cells): c['id'] = f'cell-{i}'
     body, _ = MarkdownExporter(exclude_input_prompt=True, exclude_output_prompt=True).from_notebook_node(nb)
-    return HEADER + body.strip() + "\n"
+    return HEADER + with_figures(body.strip()) + "\n"
+
+
+def with_figures(text: str) -> str:
+    "The text with its `<!-- figures -->` line replaced by the committed run's figures, read from the metrics files."
+    from voc_yolo.core import load_params, params_path
+    from voc_yolo.report import ReportParams, headline_figures
+    return text.replace('<!-- figures -->', headline_figures(load_params(params_path('report'), ReportParams)))
 
 
 def main(check: bool = False) -> int:

@@ -5,19 +5,20 @@
 # %% ../nbs/08_cli.ipynb #f350b460
 from __future__ import annotations
 import argparse, dataclasses, json, sys, typing
-from .core import load_params, check_params, offline_setup, ParamsError, STAGES, PIPELINE
+from .core import load_params, check_params, offline_setup, ParamsError, STAGES, PIPELINE, params_path
 
 # %% auto #0
-__all__ = ['TOOLS', 'stage_entry', 'serve_options', 'tool_options', 'parser', 'parse_sets', 'main', 'run_tool', 'run_publish']
+__all__ = ['TOOLS', 'stage_entry', 'serve_options', 'tool_options', 'parser', 'parse_sets', 'main', 'checked_stage_params',
+           'run_tool', 'run_publish']
 
 # %% ../nbs/08_cli.ipynb #f4930a91
 def stage_entry(name:str, # a stage of `voc_yolo.core.STAGES`, or compare
                )->tuple:
-    "(params dataclass, stage function, default params file) of one stage; only its module is imported."
+    "(params dataclass, stage function) of one stage; only its module is imported."
     import importlib
-    module, cls, fn, params = STAGES[name]
+    module, cls, fn = STAGES[name]
     m = importlib.import_module(f'voc_yolo.{module}')
-    return getattr(m, cls), getattr(m, fn), params
+    return getattr(m, cls), getattr(m, fn)
 
 TOOLS = ('compare', 'sweep', 'push', 'pull', 'capacity', 'publish')  # commands around the pipeline: experiments, remotes, replicas
 
@@ -97,13 +98,20 @@ def main(argv:list[str]|None=None)->int:
         return serve(args.host, args.port, args.access_log, settings=s)  # several processes: 1 when one of them failed
     if args.command in TOOLS[1:]: return run_tool(args)
     offline_setup()  # before anything imports ultralytics: its settings live in the repository's .cache/
-    cls, fn, default = stage_entry(args.command)
+    cls, fn = stage_entry(args.command)
     try:
-        p = load_params(args.params or default, cls)
-        p = check_params(cls, dataclasses.asdict(p) | parse_sets(args.set), source='--set') if args.set else p
+        p = checked_stage_params(cls, args.params or params_path(args.command), parse_sets(args.set))
+        fn(p)  # a value only the work can judge (a GPU this machine lacks, a checkpoint without its size) is refused the same way
     except ParamsError as e: print(f'voc-yolo {args.command}: {e}', file=sys.stderr); return 2
-    fn(p)
     return 0
+
+def checked_stage_params(cls:type, # the stage's parameter dataclass
+                         path:str, # its params file
+                         sets:dict, # `--set` overrides
+                        ):
+    "The stage's parameters, the whole file and its overrides checked, files on disk included, before any work."
+    p = load_params(path, cls, on_disk=not sets)
+    return check_params(cls, dataclasses.asdict(p) | sets, source=f'{path} with --set {sorted(sets)}', on_disk=True) if sets else p
 
 # %% ../nbs/08_cli.ipynb #94b8827b
 def run_tool(args)->int:
@@ -129,8 +137,8 @@ def run_tool(args)->int:
     except (ParamsError, RuntimeError, TimeoutError) as e: print(f'voc-yolo sweep: {e}', file=sys.stderr); return 1
     print('\n'.join(f"{t['name']}: {t['status']}" for t in tasks))
     if not args.no_compare:
-        cls, compare, params = stage_entry('compare')  # its params file named in one place
-        print(f'compare: {compare(load_params(params, cls))}')
+        cls, compare = stage_entry('compare')
+        print(f'compare: {compare(load_params(params_path("compare"), cls))}')
     return 0
 
 def run_publish(args)->int:

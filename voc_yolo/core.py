@@ -4,14 +4,16 @@
 
 # %% ../nbs/00_core.ipynb #7e66c59a
 from __future__ import annotations
-import dataclasses, logging, os, random, shutil, sys, types, typing
+import dataclasses, inspect, logging, os, random, re, shutil, sys, types, typing
 from pathlib import Path
 import numpy as np
 import yaml
 
 # %% auto #0
-__all__ = ['CACHE_DIR', 'STAGES', 'PIPELINE', 'repo_root', 'abs_path', 'rel_path', 'cache_dir', 'ParamsError', 'check_params',
-           'load_params', 'stage_params', 'seed_everything', 'get_logger', 'offline_setup', 'pil_open']
+__all__ = ['CACHE_DIR', 'STAGES', 'PIPELINE', 'repo_root', 'abs_path', 'rel_path', 'cache_dir', 'ParamsError', 'Rule', 'at_least',
+           'above', 'between', 'multiple_of', 'one_of', 'matching', 'each', 'either', 'existing', 'split_rules',
+           'check_params', 'load_params', 'stage_params', 'params_path', 'stage_class', 'params_table',
+           'seed_everything', 'get_logger', 'offline_setup', 'pil_open']
 
 # %% ../nbs/00_core.ipynb #25efdfba
 def repo_root(start:Path|str|None=None, # where to start looking (default: the working directory)
@@ -49,19 +51,6 @@ def cache_dir(name:str='', # sub-folder of the cache
     d.mkdir(parents=True, exist_ok=True)
     return d
 
-# %% ../nbs/00_core.ipynb #1f49cf30
-STAGES = {  # name -> (module of voc_yolo, parameter dataclass, stage function, default params file)
-    'prepare': ('prepare', 'PrepareParams', 'prepare', 'params/data.yaml'),
-    'train': ('train', 'TrainParams', 'train', 'params/train.yaml'),
-    'evaluate': ('evaluate', 'EvalParams', 'evaluate', 'params/evaluate.yaml'),
-    'profile': ('profile', 'ProfileParams', 'profile', 'params/profile.yaml'),
-    'quantize': ('quantize', 'QuantizeParams', 'quantize', 'params/quantize.yaml'),
-    'loadtest': ('loadtest', 'LoadtestParams', 'loadtest', 'params/loadtest.yaml'),
-    'report': ('report', 'ReportParams', 'render_report', 'params/report.yaml'),
-    'compare': ('experiments', 'CompareParams', 'compare', 'params/compare.yaml'),  # a tool around the pipeline, not a DVC stage
-}
-PIPELINE = tuple(s for s in STAGES if s != 'compare')  # the DVC stages, in the order dvc.yaml runs them
-
 # %% ../nbs/00_core.ipynb #2cb05d34
 class ParamsError(ValueError):
     "A stage parameter file or value is wrong; the message names the file and the key."
@@ -72,41 +61,73 @@ def _type_ok(value, tp)->bool:
     if tp is typing.Any: return True
     if origin in (typing.Union, types.UnionType): return any(_type_ok(value, a) for a in args)
     if origin is typing.Literal: return value in args
-    if origin in (list, tuple):
-        return isinstance(value, (list, tuple)) and all(_type_ok(v, args[0]) for v in value) if args else isinstance(value,
-                                                                                                                                      (list,
-                                                                                                                                       tuple))
+    if origin in (list, tuple): return isinstance(value, (list, tuple)) and (not args or all(_type_ok(v, args[0]) for v in value))
     if origin is dict: return isinstance(value, dict)
     if tp is type(None): return value is None
     if tp is float: return isinstance(value, (int, float)) and not isinstance(value, bool)
     if tp is int: return isinstance(value, int) and not isinstance(value, bool)
     return isinstance(value, tp)
 
+# %% ../nbs/00_core.ipynb #fc28316d
+class Rule(typing.NamedTuple):
+    "A rule a parameter's value obeys, declared with its type: `epochs: Annotated[int, at_least(1)] = 30`."
+    text: str  # the rule in words, for errors and the docs: 'at least 1'
+    ok: typing.Callable  # value -> bool; called with a value of the declared type, never with None
+    on_disk: bool = False  # about files here (a path that must exist): checked when a stage starts, not whenever a file is read
+
+def at_least(n): return Rule(f'at least {n}', lambda v: v >= n)
+def above(n): return Rule(f'more than {n}', lambda v: v > n)
+def between(lo, hi): return Rule(f'between {lo} and {hi}', lambda v: lo <= v <= hi)
+def multiple_of(n): return Rule(f'a positive multiple of {n}', lambda v: v > 0 and v % n == 0)
+def one_of(*choices): return Rule('one of ' + ' | '.join(map(str, choices)), lambda v: v in choices)
+def matching(pattern:str, text:str): return Rule(text, lambda v: re.fullmatch(pattern, str(v)) is not None)
+def each(rule:Rule): return Rule(f'each {rule.text}', lambda v: all(rule.ok(x) for x in v), rule.on_disk)
+def either(*rules:Rule): return Rule(' or '.join(r.text for r in rules), lambda v: any(r.ok(v) for r in rules),
+                                     any(r.on_disk for r in rules))
+
+def existing(kind:str='file'): # file | folder
+    "A path (repo-relative or absolute) that must exist when the stage starts: the output of an earlier stage, say."
+    test = {'file': Path.is_file, 'folder': Path.is_dir}[kind]
+    return Rule(f'an existing {kind}', lambda v: test(abs_path(v)), on_disk=True)
+
+def split_rules(tp)->tuple:
+    "(the type, its rules) of an annotation `Annotated[tp, rule, ...]`; a bare type has no rules."
+    if typing.get_origin(tp) is not typing.Annotated: return tp, []
+    base, *meta = typing.get_args(tp)
+    return base, [m for m in meta if callable(getattr(m, 'ok', None)) and hasattr(m, 'on_disk')]  # Rules, by shape
+
 # %% ../nbs/00_core.ipynb #dcdbaf12
-def _type_name(tp)->str: return getattr(tp, '__name__', None) or str(tp).replace('typing.', '')
+def _type_name(tp)->str: return str(tp).replace('typing.', '') if typing.get_origin(tp) else getattr(tp, '__name__', None) or str(tp)
 
 def check_params(cls:type, # a dataclass describing the stage's parameters
                  values:dict, # parameter name -> value
                  source:str='parameters', # where the values came from (named in errors)
                  partial:bool=False, # allow missing keys (they take the dataclass defaults)
+                 on_disk:bool=False, # also check the rules about files here (`existing`): a stage about to start
                 ):
-    "Validate `values` against the dataclass `cls` and return an instance."
-    hints = typing.get_type_hints(cls)
+    "Validate `values` against the dataclass `cls` (keys, types, then rules) and return an instance."
+    hints = typing.get_type_hints(cls, include_extras=True)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(values) - set(fields))
     if unknown:
         raise ParamsError(f"{source}: unknown key(s) {unknown}; {cls.__name__} accepts {sorted(fields)}")
     for k, v in values.items():
-        if not _type_ok(v, hints[k]):
-            raise ParamsError(f"{source}: key '{k}' must be {_type_name(hints[k])}, got {type(v).__name__} {v!r}")
+        tp = split_rules(hints[k])[0]
+        if not _type_ok(v, tp): raise ParamsError(f"{source}: key '{k}' must be {_type_name(tp)}, got {type(v).__name__} {v!r}")
+    for disk in (False, True)[:1 + on_disk]:  # the values' own rules first, then the files here: a typo is named before a missing file
+        for k, v in values.items():
+            broken = next((r for r in split_rules(hints[k])[1] if r.on_disk == disk and v is not None and not r.ok(v)), None)
+            if broken: raise ParamsError(f"{source}: key '{k}' must be {broken.text}, got {v!r}")
     missing = [k for k, f in fields.items() if k not in values
                and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
     if missing and not partial: raise ParamsError(f"{source}: missing required key(s) {missing}")
-    return cls(**values)
+    try: return cls(**values)
+    except ParamsError as e: raise ParamsError(f"{source}: {e}") from None  # a rule across keys, in the class's __post_init__
 
 # %% ../nbs/00_core.ipynb #beda3f25
 def load_params(path:Path|str, # a stage's params YAML (repo-relative or absolute)
                 cls:type, # the stage's parameter dataclass
+                on_disk:bool=False, # also check the rules about files here (a stage about to start)
                ):
     "Read a stage's params YAML and validate it against `cls`."
     path = abs_path(path)
@@ -114,17 +135,64 @@ def load_params(path:Path|str, # a stage's params YAML (repo-relative or absolut
     try: values = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as e: raise ParamsError(f"{path}: not valid YAML ({e})") from None
     if not isinstance(values, dict): raise ParamsError(f"{path}: expected a mapping of key: value, got {type(values).__name__}")
-    return check_params(cls, values, source=str(path))
+    return check_params(cls, values, source=str(path), on_disk=on_disk)
 
 # %% ../nbs/00_core.ipynb #69d5f86d
 def stage_params(cls:type, # the stage's parameter dataclass
-                 namespace:dict, # the notebook's globals() after papermill injected parameters
-                 params_file:Path|str|None=None, # the stage's params YAML, checked for unknown keys and types
+                 namespace:dict, # the notebook's globals(): values papermill injected (`-p key value`, `-f file`) override the file's
+                 params_file:Path|str|None=None, # the stage's params YAML (None: the dataclass defaults)
                 ):
-    "Collect and validate a stage notebook's parameters from its namespace (and its params file)."
-    if params_file is not None and abs_path(params_file).is_file(): load_params(params_file, cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    return check_params(cls, {k: namespace[k] for k in names if k in namespace}, source='notebook parameters', partial=True)
+    "A stage notebook's parameters: its params file, overridden by what papermill injected, checked whole before any work."
+    base = dataclasses.asdict(load_params(params_file, cls) if params_file is not None else cls())
+    given = {f.name: namespace[f.name] for f in dataclasses.fields(cls) if f.name in namespace}
+    changed = sorted(k for k, v in given.items() if v != base[k])
+    source = f"{params_file or cls.__name__}" + (f" with papermill's {changed}" if changed else '')
+    return check_params(cls, base | given, source=source, on_disk=True)
+
+# %% ../nbs/00_core.ipynb #1f49cf30
+STAGES = {  # name -> (module of voc_yolo, parameter dataclass, stage function); its params file is params/<name>.yaml
+    'prepare': ('prepare', 'PrepareParams', 'prepare'),
+    'train': ('train', 'TrainParams', 'train'),
+    'evaluate': ('evaluate', 'EvalParams', 'evaluate'),
+    'profile': ('profile', 'ProfileParams', 'profile'),
+    'quantize': ('quantize', 'QuantizeParams', 'quantize'),
+    'loadtest': ('loadtest', 'LoadtestParams', 'loadtest'),
+    'report': ('report', 'ReportParams', 'render_report'),
+    'compare': ('experiments', 'CompareParams', 'compare'),  # a tool around the pipeline, not a DVC stage
+}
+PIPELINE = tuple(s for s in STAGES if s != 'compare')  # the DVC stages, in the order dvc.yaml runs them
+
+def params_path(stage:str, # a stage of `STAGES`
+               )->str:
+    "The stage's params file, repo-relative: dvc.yaml tracks it whole; its notebook and `voc-yolo <stage>` read it."
+    if stage not in STAGES: raise ParamsError(f"no stage '{stage}'; the stages are {', '.join(STAGES)}")
+    return f'params/{stage}.yaml'
+
+def stage_class(stage:str, # a stage of `STAGES`
+               )->type:
+    "The parameter dataclass of `stage` (only its module is imported)."
+    import importlib
+    module, cls, _ = STAGES[stage]
+    return getattr(importlib.import_module(f'voc_yolo.{module}'), cls)
+
+# %% ../nbs/00_core.ipynb #ed595556
+def _field_comments(cls:type)->dict:
+    "The trailing comment of each field in the class's source (`epochs: int = 30  # training epochs`)."
+    try: lines = inspect.getsource(cls).splitlines()
+    except (OSError, TypeError): return {}  # no source (a class made at run time)
+    return {m[1]: m[2].strip() for l in lines if (m := re.match(r'\s+(\w+)\s*:.*?#\s*(.*)$', l))}
+
+def params_table(cls:type, # a stage's parameter dataclass
+                )->str:
+    "The stage's parameters as a Markdown table: key, type, default, rule and meaning, all read from the declaration."
+    hints, notes = typing.get_type_hints(cls, include_extras=True), _field_comments(cls)
+    rows = ['| key | type | default | rule | meaning |', '|---|---|---|---|---|']
+    for f in dataclasses.fields(cls):
+        tp, rules = split_rules(hints[f.name])
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        rule, note = '; '.join(r.text for r in rules) or '—', notes.get(f.name, '')
+        rows.append('| ' + ' | '.join(s.replace('|', '\\|') for s in (f'`{f.name}`', _type_name(tp), f'`{default!r}`', rule, note)) + ' |')
+    return '\n'.join(rows)
 
 # %% ../nbs/00_core.ipynb #0708ec77
 def seed_everything(seed:int=0, # the seed for python, numpy and torch

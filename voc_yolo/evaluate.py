@@ -10,12 +10,14 @@ from pathlib import Path
 import numpy as np, pandas as pd, yaml
 import matplotlib.pyplot as plt
 from PIL import Image
+from typing import Annotated
+from .core import at_least, between, existing, multiple_of, one_of
 from .core import abs_path, get_logger, offline_setup, ParamsError
 from .voc import VOC_NAMES
 from .dataset import resolved_dataset_yaml, split_dirs
 from .tables import METRIC_KEYS, write_csv, write_json
 from .dataviz import load_labels, draw_boxes
-from .weights import resolve_device, stage_imgsz, validate, accuracy
+from .weights import resolve_device, stage_imgsz, validate, accuracy, DEVICE_RULE
 
 # %% auto #0
 __all__ = ['EvalParams', 'pr_curve_rows', 'confusion_rows', 'per_class_table', 'match_image', 'predict_table', 'image_errors',
@@ -24,16 +26,16 @@ __all__ = ['EvalParams', 'pr_curve_rows', 'confusion_rows', 'per_class_table', '
 # %% ../nbs/04_evaluate.ipynb #71578f17
 @dataclass
 class EvalParams:
-    weights: str = 'models/best.pt'  # the trained weights (train stage output)
-    dataset_yaml: str = 'data/voc_yolo.yaml'  # the dataset yaml written by the prepare stage
-    split: str = 'test'  # which split of the dataset yaml to evaluate on
-    imgsz: int|None = None  # inference image size, px; None: the size the weights were trained at (read from them)
-    batch: int = 16  # images per batch
-    conf: float = 0.001  # confidence threshold for mAP (Ultralytics' validation default)
-    iou: float = 0.7  # NMS IoU threshold
-    device: str = 'auto'  # auto | cpu | 0
-    pred_conf: float = 0.25  # confidence threshold for the per-image error count and the image grid
-    n_worst: int = 8  # how many of the worst images to show
+    weights: Annotated[str, existing('file')] = 'models/best.pt'  # the trained weights (train stage output)
+    dataset_yaml: Annotated[str, existing('file')] = 'data/voc_yolo.yaml'  # the dataset yaml written by the prepare stage
+    split: Annotated[str, one_of('train', 'val', 'test')] = 'test'  # which split of the dataset yaml to evaluate on
+    imgsz: Annotated[int|None, multiple_of(32)] = None  # inference size, px; None: the size the weights were trained at
+    batch: Annotated[int, at_least(1)] = 16  # images per batch
+    conf: Annotated[float, between(0, 1)] = 0.001  # confidence threshold for mAP (Ultralytics' validation default)
+    iou: Annotated[float, between(0, 1)] = 0.7  # NMS IoU threshold
+    device: Annotated[str, DEVICE_RULE] = 'auto'  # auto | cpu | 0
+    pred_conf: Annotated[float, between(0, 1)] = 0.25  # confidence threshold for the per-image error count and the image grid
+    n_worst: Annotated[int, at_least(0)] = 8  # how many of the worst images to show
     run_dir: str = 'runs/evaluate'  # Ultralytics' validation folder (its own plots)
     metrics_path: str = 'metrics/eval.json'  # accuracy metrics (dvc metrics)
     speed_path: str = 'metrics/eval_speed.json'  # ms per image (dvc metrics; varies run to run)

@@ -8,6 +8,8 @@ import html, itertools, json, re, shlex, subprocess, tempfile, time
 from dataclasses import dataclass, field
 from pathlib import Path
 import pandas as pd
+from typing import Annotated
+from .core import at_least, one_of
 from .core import abs_path, get_logger, repo_root, ParamsError
 from .tables import pareto_front
 from .htmlpage import fig_img, page
@@ -21,10 +23,10 @@ __all__ = ['HEADLINE', 'CompareParams', 'flatten', 'experiment_row', 'experiment
 @dataclass
 class CompareParams:
     out_html: str = 'reports/experiments.html'  # the comparison page (self-contained, like the report)
-    num: int = 1  # commits of history whose experiments are shown (dvc exp show -n)
-    latency: str = 'deployed_ms'  # x of the Pareto chart: deployed_ms (quantize stage) | torch_ms (evaluate stage)
+    num: Annotated[int, at_least(1)] = 1  # commits of history whose experiments are shown (dvc exp show -n)
+    latency: Annotated[str, one_of('deployed_ms', 'torch_ms')] = 'deployed_ms'  # x of the Pareto chart (quantize / evaluate stage)
     results_csv: str = 'metrics/train_results.csv'  # each experiment's per-epoch CSV (train stage), overlaid
-    curves: list = field(default_factory=lambda: ['metrics/mAP50-95(B)', 'val/box_loss'])  # columns of results_csv to overlay
+    curves: list[str] = field(default_factory=lambda: ['metrics/mAP50-95(B)', 'val/box_loss'])  # columns of results_csv to overlay
 
 # %% ../nbs/13_experiments.ipynb #a5dedcea
 HEADLINE = {'mAP50': ('metrics/eval.json', 'metrics/mAP50(B)'), 'mAP50-95': ('metrics/eval.json', 'metrics/mAP50-95(B)'),
@@ -151,7 +153,6 @@ def compare(p:CompareParams, # the parameters
            )->Path:
     "Write the experiments page `p.out_html`; return its path."
     import matplotlib; matplotlib.use('Agg')
-    if p.latency not in ('deployed_ms', 'torch_ms'): raise ParamsError(f"latency: '{p.latency}' is not deployed_ms or torch_ms")
     root = root or repo_root()
     rows = experiment_rows(exp_show(root, p.num))
     if not rows: raise RuntimeError(f"{root}: no commits with experiments to compare (dvc exp show is empty)")

@@ -8,6 +8,8 @@ import csv, json, os, secrets, shutil, subprocess, sys, tempfile
 from dataclasses import dataclass, asdict
 from pathlib import Path
 import yaml
+from typing import Annotated
+from .core import ParamsError, above, at_least, between, existing
 from .core import abs_path, rel_path, repo_root, get_logger
 from .tables import write_json
 from .harness import ServiceProcess
@@ -21,21 +23,25 @@ __all__ = ['LOCUST_ROUTES', 'LoadtestParams', 'read_locust_stats', 'read_locust_
 # %% ../nbs/12_loadtest.ipynb #944273ca
 @dataclass
 class LoadtestParams:
-    deploy_dir: str = 'models/deploy'  # the model to serve (quantize stage output), with its drift reference
-    dataset_yaml: str = 'data/voc_yolo.yaml'  # the users send the images of its test split
-    users: int = 8  # concurrent Locust users (one of them uploads, when upload_every > 0)
-    spawn_rate: float = 8  # users started per second
-    run_time: int = 20  # seconds of load
-    wait_min: float = 0.0  # seconds a user waits between two requests, at least
-    wait_max: float = 0.1  # and at most
-    upload_every: float = 10  # seconds between two uploads of the deployed model as a new version (0: no uploads)
-    max_fail_ratio: float = 0.0  # the stage fails when the share of failed requests exceeds this
-    max_p95_ms: float = 1000.0  # the stage fails when the 95th percentile latency of all requests exceeds this, ms
-    ready_timeout: int = 120  # seconds to wait for the service's /ready
+    deploy_dir: Annotated[str, existing('folder')] = 'models/deploy'  # the model to serve (quantize stage output), with its drift reference
+    dataset_yaml: Annotated[str, existing('file')] = 'data/voc_yolo.yaml'  # the users send the images of its test split
+    users: Annotated[int, at_least(1)] = 8  # concurrent Locust users (one of them uploads, when upload_every > 0)
+    spawn_rate: Annotated[float, above(0)] = 8  # users started per second
+    run_time: Annotated[int, at_least(1)] = 20  # seconds of load
+    wait_min: Annotated[float, at_least(0)] = 0.0  # seconds a user waits between two requests, at least
+    wait_max: Annotated[float, at_least(0)] = 0.1  # and at most (not below wait_min)
+    upload_every: Annotated[float, at_least(0)] = 10  # seconds between two uploads of the deployed model as a new version (0: no uploads)
+    max_fail_ratio: Annotated[float, between(0, 1)] = 0.0  # the stage fails when the share of failed requests exceeds this
+    max_p95_ms: Annotated[float, above(0)] = 1000.0  # the stage fails when the 95th percentile latency of all requests exceeds this, ms
+    ready_timeout: Annotated[int, at_least(1)] = 120  # seconds to wait for the service's /ready
     out_dir: str = 'reports/loadtest'  # Locust's CSV files and HTML report, the service's log
     metrics_path: str = 'metrics/serve.json'  # load figures per endpoint (dvc metrics)
     history_csv: str = 'metrics/serve_history.csv'  # requests/s and latency over time (dvc plots)
     drift_html: str = 'reports/drift.html'  # Evidently's drift report of the window the load left in the service
+
+    def __post_init__(self):  # a rule across two keys
+        if self.wait_max < self.wait_min:
+            raise ParamsError(f"key 'wait_max' must not be below wait_min ({self.wait_min}), got {self.wait_max}")
 
 # %% ../nbs/12_loadtest.ipynb #5e207ea7
 def _num(v:str)->float|None:

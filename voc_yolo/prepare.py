@@ -11,6 +11,8 @@ from pathlib import Path
 import cv2
 import yaml
 from PIL import Image
+from typing import Annotated
+from .core import at_least, between, either, existing, one_of
 from .core import abs_path, rel_path, repo_root, cache_dir, get_logger, pil_open
 from .voc import VOC_NAMES, ISSUES, convert_one, run_chunked
 from .download import download_voc, find_devkit
@@ -25,17 +27,17 @@ __all__ = ['MARKER', 'PrepareParams', 'voc_splits', 'image_format', 'check_image
 # %% ../nbs/02a_prepare.ipynb #c44f61c9
 @dataclass
 class PrepareParams:
-    source: str = 'synthetic'  # synthetic | voc (download) | path to an existing VOCdevkit
+    source: Annotated[str, either(one_of('synthetic', 'voc'), existing('folder'))] = 'synthetic'  # synthetic | voc | a VOCdevkit
     out_dir: str = 'data/voc_yolo'  # the YOLO dataset (images/, labels/)
     dataset_yaml: str = 'data/voc_yolo.yaml'  # the Ultralytics dataset yaml
     source_dir: str = 'data/source'  # where the synthetic VOCdevkit is written / VOC archives are unpacked
-    n_train: int = 800  # synthetic: trainval images
-    n_test: int = 200  # synthetic: test images
-    img_size: int = 320  # synthetic: long image side, px
-    max_objects: int = 5  # synthetic: objects per image, 1..max_objects
-    seed: int = 0  # synthetic: generator seed
-    workers: int = 0  # processes for generation and conversion (0: all cores)
-    max_skipped: float = 0.05  # fail if more than this fraction of listed images had to be skipped
+    n_train: Annotated[int, at_least(1)] = 800  # synthetic: trainval images
+    n_test: Annotated[int, at_least(1)] = 200  # synthetic: test images
+    img_size: Annotated[int, at_least(32)] = 320  # synthetic: long image side, px
+    max_objects: Annotated[int, at_least(1)] = 5  # synthetic: objects per image, 1..max_objects
+    seed: Annotated[int, at_least(0)] = 0  # synthetic: generator seed
+    workers: Annotated[int, at_least(0)] = 0  # processes for generation and conversion (0: all cores)
+    max_skipped: Annotated[float, between(0, 1)] = 0.05  # fail if more than this fraction of listed images had to be skipped
     metrics_path: str = 'metrics/data.json'  # images and instances per split and class
     quality_path: str = 'reports/data_quality.json'  # data-quality report
 

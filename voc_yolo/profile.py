@@ -8,6 +8,8 @@ import json, os, platform, shutil, statistics, time
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
+from typing import Annotated
+from .core import at_least, each, existing, multiple_of, one_of
 from .core import abs_path, get_logger, offline_setup, ParamsError
 from .tables import write_csv, write_json
 from .weights import stage_imgsz, load_torch_model, export_onnx
@@ -22,13 +24,13 @@ BACKENDS = ('torch', 'onnxruntime', 'openvino', 'openvino-f32')
 
 @dataclass
 class ProfileParams:
-    weights: str = 'models/best.pt'  # the trained weights (train stage output)
-    imgsz: int|None = None  # input size, px; None: the size the weights were trained at (read from them)
-    batch_sizes: list[int] = field(default_factory=lambda: [1, 8])  # batch sizes to time
-    backends: list[str] = field(default_factory=lambda: list(BACKENDS))  # torch | onnxruntime | openvino | openvino-f32
-    threads: int = 0  # CPU threads for every backend (0: all cores)
-    warmup: int = 10  # untimed runs first
-    repeats: int = 50  # timed runs per backend and batch size
+    weights: Annotated[str, existing('file')] = 'models/best.pt'  # the trained weights (train stage output)
+    imgsz: Annotated[int|None, multiple_of(32)] = None  # input size, px; None: the size the weights were trained at (read from them)
+    batch_sizes: Annotated[list[int], each(at_least(1))] = field(default_factory=lambda: [1, 8])  # batch sizes to time
+    backends: Annotated[list[str], each(one_of(*BACKENDS))] = field(default_factory=lambda: list(BACKENDS))  # the runtimes to time
+    threads: Annotated[int, at_least(0)] = 0  # CPU threads for every backend (0: all cores)
+    warmup: Annotated[int, at_least(0)] = 10  # untimed runs first
+    repeats: Annotated[int, at_least(1)] = 50  # timed runs per backend and batch size
     export_dir: str = 'runs/profile'  # scratch: the ONNX export profiled
     metrics_path: str = 'metrics/profile.json'  # model facts, peak, latency per backend (dvc metrics)
     latency_csv: str = 'metrics/profile_latency.csv'  # one row per backend and batch size (dvc plots)
@@ -152,8 +154,6 @@ def roof_warning(rows:list[dict])->str|None:
 def profile(p:ProfileParams, # the stage's parameters
            )->dict:
     "Model facts, the roofs, latency per backend and batch size, and a torch.profiler run; written to the stage's outputs."
-    bad = [b for b in p.backends if b not in BACKENDS]
-    if bad: raise ParamsError(f"backends: {bad} not among {BACKENDS}")
     imgsz = stage_imgsz(p.imgsz, p.weights)
     facts = model_facts(p.weights, imgsz)
     threads = set_threads(p.threads)

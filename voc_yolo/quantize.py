@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 import matplotlib.pyplot as plt
+from typing import Annotated
+from .core import at_least, between, each, existing, multiple_of, one_of
 from .core import abs_path, get_logger, offline_setup, ParamsError
 from .dataset import resolved_dataset_yaml, split_images, FEATURES_CSV
 from .tables import write_csv, write_json, pareto_front
@@ -21,44 +23,33 @@ import cv2, yaml
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['QUANT_BACKENDS', 'PRECISION_ORDER', 'QuantizeParams', 'check_quantize_params', 'letterbox_batch', 'calibration_batch',
-           'head_decode_nodes', 'copy_onnx_metadata', 'ort_static_int8', 'ov_xml', 'ov_precision_forced',
-           'measure_variants', 'beats', 'choose_deployment', 'add_ratios', 'front_variants', 'pareto_plot',
-           'ov_from_onnx', 'build_variants', 'write_drift_reference', 'quantize']
+__all__ = ['QUANT_BACKENDS', 'PRECISION_ORDER', 'QuantizeParams', 'letterbox_batch', 'calibration_batch', 'head_decode_nodes',
+           'copy_onnx_metadata', 'ort_static_int8', 'ov_xml', 'ov_precision_forced', 'measure_variants', 'beats',
+           'choose_deployment', 'add_ratios', 'front_variants', 'pareto_plot', 'ov_from_onnx', 'build_variants',
+           'write_drift_reference', 'quantize']
 
 # %% ../nbs/06_quantize.ipynb #0617c938
 QUANT_BACKENDS = ('onnxruntime', 'openvino')
 
 @dataclass
 class QuantizeParams:
-    weights: str = 'models/best.pt'  # the trained weights (train stage output)
-    dataset_yaml: str = 'data/voc_yolo.yaml'  # calibration images come from its train split, accuracy from its test split
-    imgsz: int|None = None  # input size, px; None: the size the weights were trained at (read from them)
-    calib_images: int = 128  # calibration images from the train split
-    backends: list[str] = field(default_factory=lambda: list(QUANT_BACKENDS))  # onnxruntime | openvino
-    ort_format: str = 'QDQ'  # onnxruntime INT8 format: QDQ | QOperator
+    weights: Annotated[str, existing('file')] = 'models/best.pt'  # the trained weights (train stage output)
+    dataset_yaml: Annotated[str, existing('file')] = 'data/voc_yolo.yaml'  # calibration: its train split; accuracy: its test split
+    imgsz: Annotated[int|None, multiple_of(32)] = None  # input size, px; None: the size the weights were trained at (read from them)
+    calib_images: Annotated[int, at_least(1)] = 128  # calibration images from the train split (static INT8 needs some; 64-512 is typical)
+    backends: Annotated[list[str], each(one_of(*QUANT_BACKENDS))] = field(default_factory=lambda: list(QUANT_BACKENDS))  # runtimes
+    ort_format: Annotated[str, one_of('QDQ', 'QOperator')] = 'QDQ'  # onnxruntime INT8 format
     per_channel: bool = True  # per-channel weight scales (better accuracy for depthwise-free CNNs too)
-    accuracy_budget: float = 0.01  # largest mAP50 drop vs PyTorch FP32 allowed for the deployment model
-    threads: int = 0  # CPU threads (0: all cores)
-    warmup: int = 10  # untimed runs
-    repeats: int = 400  # timed runs at batch 1, in 20 interleaved rounds of 20
+    accuracy_budget: Annotated[float, between(0, 1)] = 0.01  # largest mAP50 drop vs PyTorch FP32 allowed for the deployment model
+    threads: Annotated[int, at_least(0)] = 0  # CPU threads (0: all cores)
+    warmup: Annotated[int, at_least(0)] = 10  # untimed runs
+    repeats: Annotated[int, at_least(1)] = 400  # timed runs at batch 1, in 20 interleaved rounds of 20
     export_dir: str = 'runs/quantize'  # scratch: every exported variant
     deploy_dir: str = 'models/deploy'  # the chosen deployment model
     deploy_json: str = 'models/deploy.json'  # which variant, backend and precision it is
     metrics_path: str = 'metrics/quantize.json'  # every variant: mAP, latency, size (dvc metrics)
     variants_csv: str = 'metrics/quantize_variants.csv'  # the same as a table (dvc plots: accuracy vs latency)
     figures_dir: str = 'reports/figures/quantize'  # the Pareto chart
-
-def check_quantize_params(p:QuantizeParams)->QuantizeParams:
-    "Reject what cannot work before any export starts."
-    bad = [b for b in p.backends if b not in QUANT_BACKENDS]
-    if bad: raise ParamsError(f"backends: {bad} not supported; choose from {QUANT_BACKENDS}")
-    if p.calib_images < 1: raise ParamsError(f"calib_images: {p.calib_images}; static INT8 needs at least one calibration image (64-512 "
-                                             f"is typical)")
-    if p.ort_format not in ('QDQ', 'QOperator'): raise ParamsError(f"ort_format: '{p.ort_format}' must be QDQ or QOperator")
-    if not abs_path(p.weights).is_file():
-        raise FileNotFoundError(f"weights: {abs_path(p.weights)} not found: train a model first (dvc repro train)")
-    return p
 
 # %% ../nbs/06_quantize.ipynb #0f151ffc
 def letterbox_batch(files:list[Path], imgsz:int)->np.ndarray:
@@ -257,7 +248,6 @@ def write_drift_reference(deploy:Path, # the deployed model's folder
 def quantize(p:QuantizeParams, # the stage's parameters
             )->dict:
     "Build and measure every variant, write the metrics, the Pareto chart and the chosen deployment model."
-    check_quantize_params(p)
     offline_setup()
     p = dataclasses.replace(p, imgsz=stage_imgsz(p.imgsz, p.weights))  # one size for every variant and the calibration
     data = resolved_dataset_yaml(p.dataset_yaml)
@@ -272,8 +262,7 @@ def quantize(p:QuantizeParams, # the stage's parameters
     deploy = {k: chosen[k] for k in ('variant', 'backend', 'precision', 'mAP50', 'mAP50-95', 'median_ms', 'vs_ort_fp32', 'vs_ov_default')}
     deploy['path'] = str(Path(p.deploy_dir)/('' if src.is_dir() else src.name))
     meta = model_metadata(dst)  # the deployed model carries its input size and class names itself
-    if meta['imgsz'] != [p.imgsz,
-                         p.imgsz]: raise RuntimeError(f"{dst}: its metadata says imgsz {meta['imgsz']}, the stage ran at {p.imgsz}")
+    if meta['imgsz'] != [p.imgsz] * 2: raise RuntimeError(f"{dst}: its metadata says imgsz {meta['imgsz']}, the stage ran at {p.imgsz}")
     deploy.update(imgsz=p.imgsz, classes=len(meta['names']))
     write_drift_reference(dst, p.dataset_yaml, data, threads)  # what the service's /drift compares its recent requests with
     variants = {r['variant']: {k: v for k, v in r.items() if k not in ('variant', 'path')} for r in rows}

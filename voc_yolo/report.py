@@ -12,6 +12,8 @@ from pathlib import Path
 import pandas as pd, yaml
 import matplotlib
 import matplotlib.pyplot as plt
+from typing import Annotated
+from .core import existing
 from .core import abs_path, repo_root, get_logger, ParamsError, PIPELINE
 from .latency import cpu_info
 from .capacity import capacity
@@ -22,27 +24,27 @@ from .figures import learning_curves, roofline_figure, serving_figure
 __all__ = ['PACKAGES', 'ReportParams', 'git_state', 'locked_versions', 'package_table', 'run_identity', 'notebook_html',
            'Missing', 'read_json', 'read_csv', 'safe', 'identity_section', 'data_section', 'training_section',
            'eval_section', 'profile_section', 'decision_line', 'quantize_section', 'stages_section', 'capacity_table',
-           'serving_section', 'experiments_link', 'render_report']
+           'serving_section', 'experiments_link', 'render_report', 'headline_figures']
 
 # %% ../nbs/07_report.ipynb #eded438b
 @dataclass
 class ReportParams:
     out_html: str = 'reports/index.html'  # the report page
-    stages_dir: str = 'reports/stages'  # executed stage notebooks; each is rendered to .html next to it
-    params_dir: str = 'params'  # every stage's params file
+    stages_dir: Annotated[str, existing('folder')] = 'reports/stages'  # executed stage notebooks; each is rendered to .html next to it
+    params_dir: Annotated[str, existing('folder')] = 'params'  # every stage's params file
     dataset_dir: str = 'data/voc_yolo'  # the prepared dataset (for its figures)
-    data_metrics: str = 'metrics/data.json'
-    quality: str = 'reports/data_quality.json'
-    train_metrics: str = 'metrics/train.json'
-    train_csv: str = 'metrics/train_results.csv'
-    eval_metrics: str = 'metrics/eval.json'
-    eval_speed: str = 'metrics/eval_speed.json'
-    eval_per_class: str = 'metrics/eval_per_class.csv'
-    eval_figures: str = 'reports/figures/evaluate'
-    profile_metrics: str = 'metrics/profile.json'
-    quantize_metrics: str = 'metrics/quantize.json'
-    quantize_figures: str = 'reports/figures/quantize'
-    deploy_json: str = 'models/deploy.json'
+    data_metrics: str = 'metrics/data.json'  # prepare stage
+    quality: str = 'reports/data_quality.json'  # prepare stage: the data-quality report
+    train_metrics: str = 'metrics/train.json'  # train stage
+    train_csv: str = 'metrics/train_results.csv'  # train stage: per-epoch results
+    eval_metrics: str = 'metrics/eval.json'  # evaluate stage
+    eval_speed: str = 'metrics/eval_speed.json'  # evaluate stage: ms per image
+    eval_per_class: str = 'metrics/eval_per_class.csv'  # evaluate stage: AP per class
+    eval_figures: str = 'reports/figures/evaluate'  # evaluate stage: its PNG figures
+    profile_metrics: str = 'metrics/profile.json'  # profile stage
+    quantize_metrics: str = 'metrics/quantize.json'  # quantize stage
+    quantize_figures: str = 'reports/figures/quantize'  # quantize stage: the Pareto chart
+    deploy_json: str = 'models/deploy.json'  # quantize stage: the deployed variant
     serve_metrics: str = 'metrics/serve.json'  # loadtest stage
     serve_history: str = 'metrics/serve_history.csv'  # loadtest stage
     drift_html: str = 'reports/drift.html'  # loadtest stage: Evidently's drift report
@@ -266,3 +268,33 @@ def render_report(p:ReportParams, # the stage's parameters
                    encoding='utf-8')
     get_logger().info(f'report: {out} ({out.stat().st_size / 1e6:.1f} MB), {len(pages)} stage notebooks rendered')
     return out
+
+# %% ../nbs/07_report.ipynb #459ed75e
+def _read_json(p:Path)->dict|None: return json.loads(p.read_text()) if p.is_file() else None
+
+def headline_figures(p:ReportParams, # the report's params: which metrics file is where
+                     root:Path|None=None, # repository root
+                    )->str:
+    "The run's headline figures as a Markdown table, each read from the file it names (the README's table)."
+    root = root or repo_root()
+    f = {k: (getattr(p, k), _read_json(abs_path(getattr(p, k), root)))
+         for k in ('data_metrics', 'train_metrics', 'eval_metrics', 'deploy_json', 'serve_metrics')}
+    rows = []
+    if (d := f['data_metrics'][1]):
+        rows.append(('dataset', f"{d['train']['images']:,} training and {d['test']['images']:,} test images "
+                                f"({d['test']['instances']:,} test objects)", f['data_metrics'][0]))
+    if (t := f['train_metrics'][1]):
+        rows.append(('training', f"{t['epochs']} epochs, the best weights from epoch {t['best_epoch']}", f['train_metrics'][0]))
+    if (e := f['eval_metrics'][1]):
+        rows.append(('test accuracy (PyTorch)', f"mAP50 {e['metrics/mAP50(B)']:.3f}, mAP50-95 {e['metrics/mAP50-95(B)']:.3f} "
+                                                f"at {e['imgsz']} px", f['eval_metrics'][0]))
+    if (m := f['deploy_json'][1]):
+        rows.append(('deployed model', f"{m['variant']} ({m['backend']}, {m['precision']}): mAP50 {m['mAP50']:.3f}, {m['median_ms']:.2f} "
+                                       f"ms an image at batch 1, {m['vs_ort_fp32']:.2f}× the time of ONNX Runtime FP32",
+                     f['deploy_json'][0]))
+    if (s := f['serve_metrics'][1]):
+        a = s['total']
+        rows.append(('load test', f"{a['requests']:,} requests from {s['users']} users in {s['run_time_s']} s, {a['failures']} failed, "
+                                  f"{a['rps']:.1f} req/s, p50 / p95 / p99 {a['p50_ms']:g} / {a['p95_ms']:g} / {a['p99_ms']:g} ms",
+                     f['serve_metrics'][0]))
+    return '\n'.join(['| figure | value | from |', '|---|---|---|'] + [f'| {a} | {b} | `{c}` |' for a, b, c in rows])

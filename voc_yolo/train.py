@@ -7,33 +7,39 @@ from __future__ import annotations
 import csv, json, os, shutil, socket, subprocess, sys, uuid
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
+from typing import Annotated
+from .core import Rule, above, at_least, existing, multiple_of, one_of
 from .core import abs_path, cache_dir, get_logger, offline_setup, ParamsError
 from .dataset import resolved_dataset_yaml
 from .tables import METRIC_KEYS, write_json
-from .weights import resolve_device
+from .weights import resolve_device, DEVICE_RULE
 
 # %% auto #0
-__all__ = ['WANDB_MODES', 'TrainParams', 'resolve_model', 'train_args', 'run_fingerprint', 'resumable_checkpoint',
-           'trim_results_csv', 'fresh_run_dir', 'checked_wandb_mode', 'start_wandb', 'log_epochs', 'log_weights',
-           'write_results_csv', 'best_epoch_metrics', 'train_metrics', 'is_multi_gpu', 'train_in_subprocess', 'train']
+__all__ = ['WANDB_MODES', 'OPTIMIZERS', 'TrainParams', 'resolve_model', 'train_args', 'run_fingerprint', 'resumable_checkpoint',
+           'trim_results_csv', 'fresh_run_dir', 'settle_run_dir', 'start_wandb', 'log_epochs', 'log_weights',
+           'write_results_csv', 'best_epoch_metrics', 'train_metrics', 'is_multi_gpu', 'train_in_subprocess',
+           'run_training', 'train']
 
 # %% ../nbs/03_train.ipynb #ab352a8d
+WANDB_MODES = ('offline', 'online', 'disabled')
+OPTIMIZERS = ('SGD', 'Adam', 'Adamax', 'AdamW', 'NAdam', 'RAdam', 'RMSProp', 'auto')  # what Ultralytics' trainer builds
+
 @dataclass
 class TrainParams:
-    dataset_yaml: str = 'data/voc_yolo.yaml'  # the dataset yaml written by the prepare stage
+    dataset_yaml: Annotated[str, existing('file')] = 'data/voc_yolo.yaml'  # the dataset yaml written by the prepare stage
     model: str = 'yolov8n.yaml'  # architecture yaml (from scratch) or weights .pt (fine-tune)
-    epochs: int = 30  # training epochs
-    imgsz: int = 128  # training image size, px
-    batch: int = 16  # images per batch
-    optimizer: str = 'AdamW'  # SGD | Adam | AdamW | auto ...
-    lr0: float = 0.003  # initial learning rate
-    patience: int = 100  # early stopping: epochs without improvement
-    seed: int = 0  # global seed (deterministic on CPU)
-    workers: int = 2  # dataloader worker processes
-    device: str = 'auto'  # auto (GPU if present, else CPU) | cpu | 0 | 0,1 (multi-GPU)
-    cache: str = 'none'  # cache decoded images: none | ram (faster, not bit-reproducible) | disk
+    epochs: Annotated[int, at_least(1)] = 30  # training epochs
+    imgsz: Annotated[int, multiple_of(32)] = 128  # training image size, px (the stride of YOLOv8 is 32)
+    batch: Annotated[int, Rule('at least 1, or -1 (AutoBatch, on a GPU)', lambda v: v >= 1 or v == -1)] = 16  # images per batch
+    optimizer: Annotated[str, one_of(*OPTIMIZERS)] = 'AdamW'  # the optimizer (auto: Ultralytics picks by the number of iterations)
+    lr0: Annotated[float, above(0)] = 0.003  # initial learning rate
+    patience: Annotated[int, at_least(0)] = 100  # early stopping: epochs without improvement (0: never stop early)
+    seed: Annotated[int, at_least(0)] = 0  # global seed (deterministic on CPU)
+    workers: Annotated[int, at_least(0)] = 2  # dataloader worker processes
+    device: Annotated[str, DEVICE_RULE] = 'auto'  # auto (GPU if present, else CPU) | cpu | 0 | 0,1 (multi-GPU)
+    cache: Annotated[str, one_of('none', 'ram', 'disk')] = 'none'  # cache decoded images: ram is faster, not bit-reproducible
     resume: bool = True  # continue an interrupted run with the same params from its last checkpoint
-    wandb: str = 'offline'  # offline | online | disabled
+    wandb: Annotated[str, one_of(*WANDB_MODES)] = 'offline'  # W&B mode (offline: runs land in .cache/wandb, wandb sync later)
     wandb_project: str = 'voc_yolo'  # W&B project name
     run_dir: str = 'runs/train'  # Ultralytics' run folder (checkpoints, plots); fixed, never train2
     weights_path: str = 'models/best.pt'  # the best weights, copied here
@@ -146,32 +152,38 @@ def trim_results_csv(run_dir:Path|str, # Ultralytics' run folder
     return len(rows) - len(keep)
 
 # %% ../nbs/03_train.ipynb #ac6eb76a
+_OURS = {'fingerprint.json', 'wandb_id.txt', 'train.log'}  # what this stage writes into a run folder before Ultralytics does
+
 def fresh_run_dir(run_dir:Path|str, # Ultralytics' run folder
-                 )->Path:
-    "Empty `run_dir` for a new run, refusing to touch a folder that is not an Ultralytics run."
-    run_dir = Path(run_dir)
-    if run_dir.exists() and any(run_dir.iterdir()):
-        if not (run_dir/'args.yaml').is_file():
-            raise FileExistsError(f"{run_dir} holds files that are not an Ultralytics run (no args.yaml): "
-                                  "move them or choose another run_dir")
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    return run_dir
+                 )->Path|None:
+    "Make `run_dir` empty for a new run: an earlier run is set aside (returned), a start of ours that never trained is removed."
+    run_dir, aside = Path(run_dir), Path(f'{run_dir}.previous')
+    found = {f.name for f in run_dir.iterdir()} if run_dir.is_dir() else set()
+    if found and not (run_dir/'args.yaml').is_file() and not found <= _OURS:
+        raise FileExistsError(f"{run_dir} holds files that are not an Ultralytics run (no args.yaml): "
+                              "move them or choose another run_dir")
+    if found <= _OURS: shutil.rmtree(run_dir, ignore_errors=True); run_dir.mkdir(parents=True); return None
+    if aside.exists(): shutil.rmtree(aside)  # the run before the last one, which a run that did finish replaced
+    run_dir.rename(aside); run_dir.mkdir()
+    return aside
+
+def settle_run_dir(run_dir:Path|str, # Ultralytics' run folder, after training ended or failed
+                   aside:Path|None, # what `fresh_run_dir` set aside
+                   ok:bool, # whether the training finished
+                  ):
+    "Drop the run set aside once the new one finished; put it back if the new one failed before its first checkpoint."
+    if aside is None or not aside.exists(): return
+    if ok: shutil.rmtree(aside); return
+    if (Path(run_dir)/'weights'/'last.pt').is_file(): return  # the new run began: it can resume; the old one stays aside
+    shutil.rmtree(run_dir); aside.rename(run_dir)
 
 # %% ../nbs/03_train.ipynb #d82b1a91
-WANDB_MODES = ('offline', 'online', 'disabled')
-
-def checked_wandb_mode(p:TrainParams)->str:
-    "`p.wandb`, or a ParamsError naming the modes there are."
-    if p.wandb not in WANDB_MODES: raise ParamsError(f"wandb: '{p.wandb}' is not one of {WANDB_MODES}")
-    return p.wandb
-
 def start_wandb(p:TrainParams, # the stage's parameters (all of them go into the run's config)
                 args:dict, # Ultralytics' arguments (also recorded)
                 run_dir:Path|str, # Ultralytics' run folder: it keeps the W&B run id, so a resumed run continues the same W&B run
                ):
     "A W&B run for this training, or None when W&B is disabled."
-    if checked_wandb_mode(p) == 'disabled': return None
+    if p.wandb == 'disabled': return None
     import wandb
     f = Path(run_dir)/'wandb_id.txt'
     run_id = f.read_text().strip() if f.is_file() else uuid.uuid4().hex[:8]  # W&B's own id format: 8 of [0-9a-z]
@@ -247,29 +259,35 @@ def train_in_subprocess(model:str, # what `YOLO()` loads: a model yaml, weights,
     return Path(log_path)
 
 # %% ../nbs/03_train.ipynb #ff34814c
-def train(p:TrainParams, # the stage's parameters
-         )->dict:
-    "Train (or resume) the run `p` describes; write weights, per-epoch CSV and metrics; return the metrics."
-    log = get_logger()
-    offline_setup(wandb_mode=checked_wandb_mode(p))
-    args = train_args(p)
-    model_arg = resolve_model(p.model)
-    run_dir = abs_path(p.run_dir)
-    fingerprint = run_fingerprint(args['data'])
-    last = resumable_checkpoint(run_dir, args, fingerprint) if p.resume else None
-    if not last: fresh_run_dir(run_dir); (run_dir/'fingerprint.json').write_text(json.dumps(fingerprint, indent=1))
-    run = start_wandb(p, args, run_dir)
+def run_training(p:TrainParams, args:dict, model_arg:str, run_dir:Path, last:Path|None)->tuple:
+    "(the W&B run or None, the final metrics or None) of training `args` in `run_dir`, resuming from `last` if given."
+    log, run = get_logger(), start_wandb(p, args, run_dir)
     if last:
         dropped = trim_results_csv(run_dir, last)
         log.info(f"resuming the interrupted run in {run_dir} from {last}" + (f" (dropped {dropped} CSV row past it)" if dropped else ''))
         model_arg, args = str(last), dict(resume=str(last), **{k: args[k] for k in ('data', 'workers', 'device', 'cache')})
     if is_multi_gpu(args['device']):
         log.info(f"device {args['device']}: DDP, trained in a child process (its output also goes to {run_dir/'train.log'})")
-        train_in_subprocess(model_arg, args, run_dir/'train.log'); final = None
-    else:
-        from ultralytics import YOLO
-        from voc_yolo.resume import trainer_for  # after offline_setup: it imports Ultralytics
-        model = YOLO(model_arg); model.train(trainer=trainer_for(args['device']), **args); final = model.trainer.metrics
+        train_in_subprocess(model_arg, args, run_dir/'train.log'); return run, None
+    from ultralytics import YOLO
+    from voc_yolo.resume import trainer_for  # after offline_setup: it imports Ultralytics
+    model = YOLO(model_arg); model.train(trainer=trainer_for(args['device']), **args)
+    return run, model.trainer.metrics
+
+def train(p:TrainParams, # the stage's parameters
+         )->dict:
+    "Train (or resume) the run `p` describes; write weights, per-epoch CSV and metrics; return the metrics."
+    offline_setup(wandb_mode=p.wandb)
+    args = train_args(p)
+    model_arg = resolve_model(p.model)
+    run_dir = abs_path(p.run_dir)
+    fingerprint = run_fingerprint(args['data'])
+    last = resumable_checkpoint(run_dir, args, fingerprint) if p.resume else None
+    aside = None if last else fresh_run_dir(run_dir)  # an earlier run is set aside, not deleted, until this one finishes
+    if not last: (run_dir/'fingerprint.json').write_text(json.dumps(fingerprint, indent=1))
+    try: run, final = run_training(p, args, model_arg, run_dir, last)
+    except BaseException: settle_run_dir(run_dir, aside, ok=False); raise
+    settle_run_dir(run_dir, aside, ok=True)
     weights = abs_path(p.weights_path); weights.parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(run_dir/'weights'/'best.pt', weights)
     rows = write_results_csv(run_dir/'results.csv', abs_path(p.results_csv))

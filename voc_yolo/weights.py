@@ -6,12 +6,12 @@
 from __future__ import annotations
 import shutil
 from pathlib import Path
-from .core import abs_path, get_logger, offline_setup, ParamsError
+from .core import abs_path, get_logger, offline_setup, ParamsError, matching
 from .tables import METRIC_KEYS
 
 # %% auto #0
-__all__ = ['untrained_weights', 'resolve_device', 'trained_imgsz', 'stage_imgsz', 'load_torch_model', 'ultralytics_export',
-           'export_onnx', 'validate', 'accuracy']
+__all__ = ['DEVICE_RULE', 'untrained_weights', 'resolve_device', 'trained_imgsz', 'stage_imgsz', 'load_torch_model',
+           'ultralytics_export', 'export_onnx', 'validate', 'accuracy']
 
 # %% ../nbs/03a_weights.ipynb #91c44c17
 def untrained_weights(path:Path|str, # where to write the checkpoint (.pt)
@@ -26,6 +26,8 @@ def untrained_weights(path:Path|str, # where to write the checkpoint (.pt)
     return path
 
 # %% ../nbs/03a_weights.ipynb #c5e25d80
+DEVICE_RULE = matching(r'auto|cpu|mps|(cuda:)?\d+(\s*,\s*\d+)*', 'auto, cpu, mps, a CUDA index such as 0 or a list such as 0,1')
+
 def resolve_device(device:str, # auto | cpu | mps | a CUDA index or list such as 0 or 0,1
                   )->str:
     "The device string to hand to Ultralytics; raises `ParamsError` for a GPU this machine does not have."
