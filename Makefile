@@ -11,7 +11,7 @@ export YOLO_AUTOINSTALL ?= false
 .DEFAULT_GOAL := help
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
 $(STAMP): settings.ini setup.py constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -75,6 +75,9 @@ pytest: install ## integration and end-to-end tests, with line coverage of voc_y
 	COVERAGE_FILE=$(CURDIR)/.coverage python -m pytest -q -rs --durations=15 --cov=voc_yolo --cov-report=term
 
 test: install browser prometheus wrk haproxy lint pytest ## the full test suite: pytest runs every library notebook's tests too (against the exported package), and tests/test_docker.py
+
+test-fast: install ## the quick loop: every notebook's tests and the unit-level tests (pytest -m "not slow"; no pipeline, no image)
+	python -m pytest -q -m "not slow" --durations=10
 
 check-clean: install ## fail if nbdev_export or nbdev_clean would change a tracked file
 	nbdev_export && nbdev_clean

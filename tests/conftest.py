@@ -136,6 +136,16 @@ BOTH_CORES = ('test_notebook_tests.py',)  # tests that keep every core busy on t
 AFTER_SWEEP = ('test_experiments.py', 'test_hardening.py')  # the sweep's own test, then the tests with latency bounds
 
 
+SLOW_FIXTURES = {'tiny_run', 'sweep_run', 'deployed', 'repo_copy', 'serve_image'}  # a pipeline, a repository copy or an image
+SLOW_FILES = {'test_docker.py'}
+
+
+def pytest_itemcollected(item):
+    """Mark slow what runs DVC, papermill or a built image, by the fixtures it asks for (before -m deselects:
+    `pytest -m "not slow"`, make test-fast, leaves these out); no test has to remember the marker."""
+    if SLOW_FIXTURES & set(getattr(item, 'fixturenames', ())) or item.path.name in SLOW_FILES: item.add_marker(pytest.mark.slow)
+
+
 @pytest.hookimpl(trylast=True)  # after -k and -m have deselected what will not run
 def pytest_collection_modifyitems(session, config, items):
     """The tiny pipeline starts now, in the background, and the tests that do not need it run first, on the other core.
