@@ -4,21 +4,18 @@
 
 # %% ../nbs/08_cli.ipynb #f350b460
 from __future__ import annotations
-import argparse, dataclasses, json, sys, typing
-from .core import load_params, check_params, offline_setup, ParamsError, STAGES, PIPELINE, params_path
+import argparse, json, sys, typing
+from .core import load_params, offline_setup, overridden_params, ParamsError, STAGES, PIPELINE, params_path, stage_class
 
 # %% auto #0
-__all__ = ['TOOLS', 'stage_entry', 'serve_options', 'tool_options', 'parser', 'parse_sets', 'main', 'checked_stage_params',
-           'run_tool', 'run_publish']
+__all__ = ['TOOLS', 'stage_entry', 'serve_options', 'tool_options', 'parser', 'parse_sets', 'main', 'run_tool', 'run_publish']
 
 # %% ../nbs/08_cli.ipynb #f4930a91
 def stage_entry(name:str, # a stage of `voc_yolo.core.STAGES`, or compare
                )->tuple:
     "(params dataclass, stage function) of one stage; only its module is imported."
-    import importlib
-    module, cls, fn = STAGES[name]
-    m = importlib.import_module(f'voc_yolo.{module}')
-    return getattr(m, cls), getattr(m, fn)
+    cls = stage_class(name)
+    return cls, getattr(sys.modules[cls.__module__], STAGES[name][2])
 
 TOOLS = ('compare', 'sweep', 'push', 'pull', 'capacity', 'publish')  # commands around the pipeline: experiments, remotes, replicas
 
@@ -100,18 +97,10 @@ def main(argv:list[str]|None=None)->int:
     offline_setup()  # before anything imports ultralytics: its settings live in the repository's .cache/
     cls, fn = stage_entry(args.command)
     try:
-        p = checked_stage_params(cls, args.params or params_path(args.command), parse_sets(args.set))
+        p = overridden_params(cls, args.params or params_path(args.command), parse_sets(args.set), '--set')
         fn(p)  # a value only the work can judge (a GPU this machine lacks, a checkpoint without its size) is refused the same way
     except ParamsError as e: print(f'voc-yolo {args.command}: {e}', file=sys.stderr); return 2
     return 0
-
-def checked_stage_params(cls:type, # the stage's parameter dataclass
-                         path:str, # its params file
-                         sets:dict, # `--set` overrides
-                        ):
-    "The stage's parameters, the whole file and its overrides checked, files on disk included, before any work."
-    p = load_params(path, cls, on_disk=not sets)
-    return check_params(cls, dataclasses.asdict(p) | sets, source=f'{path} with --set {sorted(sets)}', on_disk=True) if sets else p
 
 # %% ../nbs/08_cli.ipynb #94b8827b
 def run_tool(args)->int:

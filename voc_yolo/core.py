@@ -12,8 +12,8 @@ import yaml
 # %% auto #0
 __all__ = ['CACHE_DIR', 'STAGES', 'PIPELINE', 'repo_root', 'abs_path', 'rel_path', 'cache_dir', 'ParamsError', 'Rule', 'at_least',
            'above', 'between', 'multiple_of', 'one_of', 'matching', 'each', 'either', 'existing', 'split_rules',
-           'check_params', 'load_params', 'stage_params', 'params_path', 'stage_class', 'params_table',
-           'seed_everything', 'get_logger', 'offline_setup', 'pil_open']
+           'check_params', 'load_params', 'overridden_params', 'stage_params', 'params_path', 'stage_class',
+           'params_table', 'seed_everything', 'get_logger', 'offline_setup', 'pil_open']
 
 # %% ../nbs/00_core.ipynb #25efdfba
 def repo_root(start:Path|str|None=None, # where to start looking (default: the working directory)
@@ -111,12 +111,13 @@ def check_params(cls:type, # a dataclass describing the stage's parameters
     unknown = sorted(set(values) - set(fields))
     if unknown:
         raise ParamsError(f"{source}: unknown key(s) {unknown}; {cls.__name__} accepts {sorted(fields)}")
+    typed = {k: split_rules(hints[k]) for k in values}  # key -> (type, rules)
     for k, v in values.items():
-        tp = split_rules(hints[k])[0]
+        tp = typed[k][0]
         if not _type_ok(v, tp): raise ParamsError(f"{source}: key '{k}' must be {_type_name(tp)}, got {type(v).__name__} {v!r}")
     for disk in (False, True)[:1 + on_disk]:  # the values' own rules first, then the files here: a typo is named before a missing file
         for k, v in values.items():
-            broken = next((r for r in split_rules(hints[k])[1] if r.on_disk == disk and v is not None and not r.ok(v)), None)
+            broken = next((r for r in typed[k][1] if r.on_disk == disk and v is not None and not r.ok(v)), None)
             if broken: raise ParamsError(f"{source}: key '{k}' must be {broken.text}, got {v!r}")
     missing = [k for k, f in fields.items() if k not in values
                and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
@@ -138,16 +139,25 @@ def load_params(path:Path|str, # a stage's params YAML (repo-relative or absolut
     return check_params(cls, values, source=str(path), on_disk=on_disk)
 
 # %% ../nbs/00_core.ipynb #69d5f86d
+def overridden_params(cls:type, # the stage's parameter dataclass
+                      params_file:Path|str|None, # the stage's params YAML (None: the dataclass defaults)
+                      overrides:dict, # values laid over the file's (`voc-yolo --set`, papermill's `-p`)
+                      via:str, # how the overrides came, for errors: "--set", "papermill's"
+                     ):
+    "The params file's values with `overrides` laid over them, checked whole, files on disk included: a stage about to start."
+    base = dataclasses.asdict(load_params(params_file, cls) if params_file is not None else cls())
+    changed = sorted(k for k, v in overrides.items() if k not in base or v != base[k])
+    alone = str(abs_path(params_file)) if params_file is not None else cls.__name__  # named as load_params names it
+    source = f"{params_file or cls.__name__} with {via} {changed}" if changed else alone
+    return check_params(cls, base | overrides, source=source, on_disk=True)
+
 def stage_params(cls:type, # the stage's parameter dataclass
                  namespace:dict, # the notebook's globals(): values papermill injected (`-p key value`, `-f file`) override the file's
                  params_file:Path|str|None=None, # the stage's params YAML (None: the dataclass defaults)
                 ):
     "A stage notebook's parameters: its params file, overridden by what papermill injected, checked whole before any work."
-    base = dataclasses.asdict(load_params(params_file, cls) if params_file is not None else cls())
     given = {f.name: namespace[f.name] for f in dataclasses.fields(cls) if f.name in namespace}
-    changed = sorted(k for k, v in given.items() if v != base[k])
-    source = f"{params_file or cls.__name__}" + (f" with papermill's {changed}" if changed else '')
-    return check_params(cls, base | given, source=source, on_disk=True)
+    return overridden_params(cls, params_file, given, "papermill's")
 
 # %% ../nbs/00_core.ipynb #1f49cf30
 STAGES = {  # name -> (module of voc_yolo, parameter dataclass, stage function); its params file is params/<name>.yaml

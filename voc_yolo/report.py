@@ -21,10 +21,10 @@ from .htmlpage import fig_img, png_img, table, section, page
 from .figures import learning_curves, roofline_figure, serving_figure
 
 # %% auto #0
-__all__ = ['PACKAGES', 'ReportParams', 'git_state', 'locked_versions', 'package_table', 'run_identity', 'notebook_html',
-           'Missing', 'read_json', 'read_csv', 'safe', 'identity_section', 'data_section', 'training_section',
-           'eval_section', 'profile_section', 'decision_line', 'quantize_section', 'stages_section', 'capacity_table',
-           'serving_section', 'experiments_link', 'render_report', 'headline_figures']
+__all__ = ['PACKAGES', 'HEADLINES', 'ReportParams', 'git_state', 'locked_versions', 'package_table', 'run_identity',
+           'notebook_html', 'Missing', 'read_json', 'read_csv', 'safe', 'identity_section', 'data_section',
+           'training_section', 'eval_section', 'profile_section', 'decision_line', 'quantize_section', 'stages_section',
+           'capacity_table', 'serving_section', 'experiments_link', 'render_report', 'headline_figures']
 
 # %% ../nbs/07_report.ipynb #eded438b
 @dataclass
@@ -270,31 +270,25 @@ def render_report(p:ReportParams, # the stage's parameters
     return out
 
 # %% ../nbs/07_report.ipynb #459ed75e
-def _read_json(p:Path)->dict|None: return json.loads(p.read_text()) if p.is_file() else None
+HEADLINES = (  # (figure, the ReportParams key naming its file, the value in words from that file's contents)
+    ('dataset', 'data_metrics', lambda d: f"{d['train']['images']:,} training and {d['test']['images']:,} test images "
+                                          f"({d['test']['instances']:,} test objects)"),
+    ('training', 'train_metrics', lambda t: f"{t['epochs']} epochs, the best weights from epoch {t['best_epoch']}"),
+    ('test accuracy (PyTorch)', 'eval_metrics', lambda e: f"mAP50 {e['metrics/mAP50(B)']:.3f}, mAP50-95 {e['metrics/mAP50-95(B)']:.3f} "
+                                                          f"at {e['imgsz']} px"),
+    ('deployed model', 'deploy_json', lambda m: f"{m['variant']} ({m['backend']}, {m['precision']}): mAP50 {m['mAP50']:.3f}, "
+                                                f"{m['median_ms']:.2f} ms an image at batch 1, "
+                                                f"{m['vs_ort_fp32']:.2f}× the time of ONNX Runtime FP32"),
+    ('load test', 'serve_metrics', lambda s: f"{s['total']['requests']:,} requests from {s['users']} users in {s['run_time_s']} s, "
+                                             f"{s['total']['failures']} failed, {s['total']['rps']:.1f} req/s, p50 / p95 / p99 "
+                                             f"{s['total']['p50_ms']:g} / {s['total']['p95_ms']:g} / {s['total']['p99_ms']:g} ms"))
 
 def headline_figures(p:ReportParams, # the report's params: which metrics file is where
                      root:Path|None=None, # repository root
                     )->str:
     "The run's headline figures as a Markdown table, each read from the file it names (the README's table)."
-    root = root or repo_root()
-    f = {k: (getattr(p, k), _read_json(abs_path(getattr(p, k), root)))
-         for k in ('data_metrics', 'train_metrics', 'eval_metrics', 'deploy_json', 'serve_metrics')}
-    rows = []
-    if (d := f['data_metrics'][1]):
-        rows.append(('dataset', f"{d['train']['images']:,} training and {d['test']['images']:,} test images "
-                                f"({d['test']['instances']:,} test objects)", f['data_metrics'][0]))
-    if (t := f['train_metrics'][1]):
-        rows.append(('training', f"{t['epochs']} epochs, the best weights from epoch {t['best_epoch']}", f['train_metrics'][0]))
-    if (e := f['eval_metrics'][1]):
-        rows.append(('test accuracy (PyTorch)', f"mAP50 {e['metrics/mAP50(B)']:.3f}, mAP50-95 {e['metrics/mAP50-95(B)']:.3f} "
-                                                f"at {e['imgsz']} px", f['eval_metrics'][0]))
-    if (m := f['deploy_json'][1]):
-        rows.append(('deployed model', f"{m['variant']} ({m['backend']}, {m['precision']}): mAP50 {m['mAP50']:.3f}, {m['median_ms']:.2f} "
-                                       f"ms an image at batch 1, {m['vs_ort_fp32']:.2f}× the time of ONNX Runtime FP32",
-                     f['deploy_json'][0]))
-    if (s := f['serve_metrics'][1]):
-        a = s['total']
-        rows.append(('load test', f"{a['requests']:,} requests from {s['users']} users in {s['run_time_s']} s, {a['failures']} failed, "
-                                  f"{a['rps']:.1f} req/s, p50 / p95 / p99 {a['p50_ms']:g} / {a['p95_ms']:g} / {a['p99_ms']:g} ms",
-                     f['serve_metrics'][0]))
-    return '\n'.join(['| figure | value | from |', '|---|---|---|'] + [f'| {a} | {b} | `{c}` |' for a, b, c in rows])
+    rows = ['| figure | value | from |', '|---|---|---|']
+    for figure, key, words in HEADLINES:
+        try: rows.append(f'| {figure} | {words(read_json(abs_path(getattr(p, key), root or repo_root())))} | `{getattr(p, key)}` |')
+        except Missing: pass  # its stage has not run: no row
+    return '\n'.join(rows)

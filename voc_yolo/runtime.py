@@ -249,9 +249,8 @@ class Predictor(Backend):
         "Refuse a model whose input or output is not a YOLOv8 detect head for its own classes and input size."
         h, w = self.imgsz
         try: out = self.infer(np.zeros((1, 3, h, w), np.float32))
-        except Exception as e:
-            raise ModelError(f"{self.file}: inference on a 1×3×{h}×{w} image failed ({type(e).__name__}: {e}); a YOLOv8 "
-                             f"detector takes N×3×H×W") from None
+        except Exception as e: raise ModelError(f"{self.file}: inference on a 1×3×{h}×{w} image failed "
+                                                f"({type(e).__name__}: {e}); a YOLOv8 detector takes N×3×H×W") from None
         want = (1, 4 + len(self.names), sum((h // s) * (w // s) for s in (8, 16, 32)))
         if out.shape != want:
             raise ModelError(f"{self.file}: output {list(out.shape)} is not a YOLOv8 detect head for {len(self.names)} classes at {h}×{w} "
