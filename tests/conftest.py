@@ -12,9 +12,20 @@ from types import SimpleNamespace
 import pytest
 
 from helpers import BUCKET, S3_ENV, clean_copy, free_port, tiny_pipeline
+from voc_yolo.serve.testing import FIXTURES_ENV
 
 os.environ.setdefault('WANDB_MODE', 'disabled')  # no W&B in tests unless the test is about W&B (nbs/design.ipynb)
 os.environ['YOLO_AUTOINSTALL'] = 'false'  # no run-time pip installs from Ultralytics in any test process (offline_setup sets it too)
+
+
+@pytest.fixture(scope='session', autouse=True)
+def shared_serving_fixtures(tmp_path_factory):
+    "The serving fixtures (voc_yolo.serve.testing) built once for the session and shared by the processes it starts."
+    before = os.environ.get(FIXTURES_ENV)
+    os.environ[FIXTURES_ENV] = str(tmp_path_factory.mktemp('serving-fixtures'))
+    yield
+    if before is None: os.environ.pop(FIXTURES_ENV, None)
+    else: os.environ[FIXTURES_ENV] = before
 
 
 @pytest.fixture

@@ -78,14 +78,6 @@ def kill_tree(proc):
     proc.wait()
 
 
-def multipart(name, data, field='file'):
-    "A multipart/form-data body with one file (urllib has no helper for it)."
-    b = 'voc-yolo-boundary'
-    head = f'--{b}\r\nContent-Disposition: form-data; name="{field}"; filename="{name}"\r\nContent-Type: image/jpeg\r\n\r\n'
-    body = head.encode() + data + f'\r\n--{b}--\r\n'.encode()
-    return body, f'multipart/form-data; boundary={b}'
-
-
 def ultralytics_path(model: Path, dst: Path) -> Path:
     "The same model where Ultralytics recognises it: the .onnx file, or a copy of the IR in `dst` (named *_openvino_model)."
     from voc_yolo.runtime import model_file

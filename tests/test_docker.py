@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import yaml
 
-from helpers import ROOT, free_port, multipart
+from helpers import ROOT, free_port
 from serve_image import sh
+from voc_yolo.serve.testing import multipart
 
 TOKEN = 'docker-token'
 
@@ -59,7 +60,7 @@ def test_serve_image_is_small_and_answers_like_the_runtime(docker, image, contai
     assert image['size'] < 700e6, f"{image['size'] / 1e6:.0f} MB"
     pred = Predictor(container['deploy'], threads=1)
     for f in container['images'][:4]:
-        body, ctype = multipart(f.name, f.read_bytes())
+        body, ctype = multipart((f.name, f.read_bytes()))
         req = urllib.request.Request(f"{container['url']}/predict/deploy?conf=0.05", data=body, headers={'Content-Type': ctype})
         with urllib.request.urlopen(req, timeout=30) as r: got = json.loads(r.read())['images'][0]['detections']
         want = pred.predict_one(cv2.imread(str(f)), conf=0.05)['detections']

@@ -32,7 +32,8 @@ def test_nbdev_processes_every_notebook_for_quarto(repo_copy):
     for nb in (repo_copy/'nbs').glob('*.ipynb'): assert (proc/nb.name).is_file(), nb.name
     import nbformat
     for nb, fns in (('03_train', ('resolve_model', 'train_args', 'resumable_checkpoint', 'train')), ('03a_weights', ('resolve_device',)),
-                    ('10_serve_settings', ('Settings', 'load_settings')), ('10h_serve_predict', ('Predictions', 'predict'))):
+                    ('10_serve_settings', ('Settings', 'load_settings')), ('10p_serve_predictions', ('Predictions', 'Admission')),
+                    ('10h_serve_predict', ('predict',))):
         page = nbformat.read(proc/f'{nb}.ipynb', 4)
         text = '\n'.join(c.source for c in page.cells) + '\n'.join(str(o) for c in page.cells for o in c.get('outputs', []))
         for fn in fns: assert f'### {fn}' in text, f'{nb}: no show_doc entry for {fn}'

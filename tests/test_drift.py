@@ -5,12 +5,12 @@ import cv2
 import numpy as np
 import pytest
 
-from helpers import multipart
 from voc_yolo.harness import ServiceProcess
+from voc_yolo.serve.testing import multipart
 
 
 def post(url, name, img):
-    body, ctype = multipart(name, cv2.imencode('.jpg', img, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes())
+    body, ctype = multipart((name, cv2.imencode('.jpg', img, [cv2.IMWRITE_JPEG_QUALITY, 95])[1].tobytes()))
     req = urllib.request.Request(f'{url}/predict/deploy', data=body, headers={'Content-Type': ctype})
     with urllib.request.urlopen(req, timeout=30) as r: assert r.status == 200
 

@@ -4,7 +4,6 @@ The suite runs a small budget (profile `ci`); `make fuzz` runs profile `fuzz` (H
 import io
 import os
 import shutil
-import time
 
 import numpy as np
 import pytest
@@ -103,15 +102,9 @@ def test_a_model_name_is_a_safe_folder_name_or_refused(name):
 
 @pytest.fixture(scope='module')
 def client(deployed, tmp_path_factory):
-    from fastapi.testclient import TestClient
-    from voc_yolo.serve.app import create_app
-    from voc_yolo.serve.settings import Settings
+    from voc_yolo.serve.testing import ready_client
     store = tmp_path_factory.mktemp('fuzz')/'store'
-    c = TestClient(create_app(Settings(deploy=str(deployed['deploy']), models=str(store), token='t', decode_threads=1, streams=1,
-                                       max_pixels=100_000, max_request_pixels=200_000))).__enter__()
-    for _ in range(400):
-        if c.get('/ready').status_code == 200: break
-        time.sleep(0.05)
+    c = ready_client(deployed['deploy'], store, token='t', max_pixels=100_000, max_request_pixels=200_000)
     yield c
     c.__exit__(None, None, None); shutil.rmtree(store, ignore_errors=True)
 

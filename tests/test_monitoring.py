@@ -4,8 +4,9 @@ import json, shutil, subprocess, time, urllib.parse, urllib.request
 import pytest
 import yaml
 
-from helpers import ROOT, free_port, multipart
+from helpers import ROOT, free_port
 from voc_yolo.harness import ServiceProcess
+from voc_yolo.serve.testing import multipart
 
 PROMTOOL, PROMETHEUS = shutil.which('promtool'), shutil.which('prometheus')
 needs_prometheus = pytest.mark.skipif(not (PROMTOOL and PROMETHEUS),
@@ -61,7 +62,7 @@ def test_prometheus_stores_what_the_service_answered(tiny_run, tmp_path):
         sent = 0
         for i in range(24):
             f = images[i % len(images)]
-            body, ctype = multipart(f.name, f.read_bytes())
+            body, ctype = multipart((f.name, f.read_bytes()))
             req = urllib.request.Request(f'{svc.url}/predict/deploy', data=body, headers={'Content-Type': ctype})
             with urllib.request.urlopen(req, timeout=30) as r: assert r.status == 200
             sent += 1

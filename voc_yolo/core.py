@@ -12,8 +12,8 @@ import yaml
 # %% auto #0
 __all__ = ['CACHE_DIR', 'STAGES', 'PIPELINE', 'repo_root', 'abs_path', 'rel_path', 'cache_dir', 'ParamsError', 'Rule', 'at_least',
            'above', 'between', 'multiple_of', 'one_of', 'matching', 'each', 'either', 'existing', 'split_rules',
-           'check_params', 'load_params', 'overridden_params', 'stage_params', 'params_path', 'stage_class',
-           'params_table', 'seed_everything', 'get_logger', 'offline_setup', 'pil_open']
+           'check_params', 'StageParams', 'load_params', 'overridden_params', 'stage_params', 'params_path',
+           'stage_class', 'params_table', 'seed_everything', 'get_logger', 'offline_setup', 'pil_open']
 
 # %% ../nbs/00_core.ipynb #25efdfba
 def repo_root(start:Path|str|None=None, # where to start looking (default: the working directory)
@@ -124,6 +124,17 @@ def check_params(cls:type, # a dataclass describing the stage's parameters
     if missing and not partial: raise ParamsError(f"{source}: missing required key(s) {missing}")
     try: return cls(**values)
     except ParamsError as e: raise ParamsError(f"{source}: {e}") from None  # a rule across keys, in the class's __post_init__
+
+# %% ../nbs/00_core.ipynb #06ec7297
+class StageParams:
+    "Base of the stages' parameter dataclasses: a value that breaks its declared rule is refused however the params are made."
+    def __post_init__(self):
+        hints = typing.get_type_hints(type(self), include_extras=True)
+        for f in dataclasses.fields(self):
+            (tp, rules), v = split_rules(hints[f.name]), getattr(self, f.name)
+            if v is None or not _type_ok(v, tp): continue  # a type is the params file's to check; Python callers may pass a Path
+            broken = next((r for r in rules if not r.on_disk and not r.ok(v)), None)
+            if broken: raise ParamsError(f"{type(self).__name__}: key '{f.name}' must be {broken.text}, got {v!r}")
 
 # %% ../nbs/00_core.ipynb #beda3f25
 def load_params(path:Path|str, # a stage's params YAML (repo-relative or absolute)

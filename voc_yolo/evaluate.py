@@ -11,7 +11,7 @@ import numpy as np, pandas as pd, yaml
 import matplotlib.pyplot as plt
 from PIL import Image
 from typing import Annotated
-from .core import at_least, between, existing, multiple_of, one_of
+from .core import at_least, between, existing, multiple_of, one_of, StageParams
 from .core import abs_path, get_logger, offline_setup, ParamsError
 from .voc import VOC_NAMES
 from .dataset import resolved_dataset_yaml, split_dirs
@@ -25,7 +25,7 @@ __all__ = ['EvalParams', 'pr_curve_rows', 'confusion_rows', 'per_class_table', '
 
 # %% ../nbs/04_evaluate.ipynb #71578f17
 @dataclass
-class EvalParams:
+class EvalParams(StageParams):
     weights: Annotated[str, existing('file')] = 'models/best.pt'  # the trained weights (train stage output)
     dataset_yaml: Annotated[str, existing('file')] = 'data/voc_yolo.yaml'  # the dataset yaml written by the prepare stage
     split: Annotated[str, one_of('train', 'val', 'test')] = 'test'  # which split of the dataset yaml to evaluate on

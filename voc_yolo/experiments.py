@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import pandas as pd
 from typing import Annotated
-from .core import at_least, one_of
+from .core import at_least, one_of, StageParams
 from .core import abs_path, get_logger, repo_root, ParamsError
 from .tables import pareto_front
 from .htmlpage import fig_img, page
@@ -21,7 +21,7 @@ __all__ = ['HEADLINE', 'CompareParams', 'flatten', 'experiment_row', 'experiment
 
 # %% ../nbs/13_experiments.ipynb #e15762a7
 @dataclass
-class CompareParams:
+class CompareParams(StageParams):
     out_html: str = 'reports/experiments.html'  # the comparison page (self-contained, like the report)
     num: Annotated[int, at_least(1)] = 1  # commits of history whose experiments are shown (dvc exp show -n)
     latency: Annotated[str, one_of('deployed_ms', 'torch_ms')] = 'deployed_ms'  # x of the Pareto chart (quantize / evaluate stage)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, asdict
 from pathlib import Path
 import yaml
 from typing import Annotated
-from .core import ParamsError, above, at_least, between, existing
+from .core import ParamsError, above, at_least, between, existing, StageParams
 from .core import abs_path, rel_path, repo_root, get_logger
 from .tables import write_json
 from .harness import ServiceProcess
@@ -22,7 +22,7 @@ __all__ = ['LOCUST_ROUTES', 'LoadtestParams', 'read_locust_stats', 'read_locust_
 
 # %% ../nbs/12_loadtest.ipynb #944273ca
 @dataclass
-class LoadtestParams:
+class LoadtestParams(StageParams):
     deploy_dir: Annotated[str, existing('folder')] = 'models/deploy'  # the model to serve (quantize stage output), with its drift reference
     dataset_yaml: Annotated[str, existing('file')] = 'data/voc_yolo.yaml'  # the users send the images of its test split
     users: Annotated[int, at_least(1)] = 8  # concurrent Locust users (one of them uploads, when upload_every > 0)
@@ -40,6 +40,7 @@ class LoadtestParams:
     drift_html: str = 'reports/drift.html'  # Evidently's drift report of the window the load left in the service
 
     def __post_init__(self):  # a rule across two keys
+        super().__post_init__()
         if self.wait_max < self.wait_min:
             raise ParamsError(f"key 'wait_max' must not be below wait_min ({self.wait_min}), got {self.wait_max}")
 

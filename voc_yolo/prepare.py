@@ -12,7 +12,7 @@ import cv2
 import yaml
 from PIL import Image
 from typing import Annotated
-from .core import at_least, between, either, existing, one_of
+from .core import at_least, between, either, existing, one_of, StageParams
 from .core import abs_path, rel_path, repo_root, cache_dir, get_logger, pil_open
 from .voc import VOC_NAMES, ISSUES, convert_one, run_chunked
 from .download import download_voc, find_devkit
@@ -26,7 +26,7 @@ __all__ = ['MARKER', 'PrepareParams', 'voc_splits', 'image_format', 'check_image
 
 # %% ../nbs/02a_prepare.ipynb #c44f61c9
 @dataclass
-class PrepareParams:
+class PrepareParams(StageParams):
     source: Annotated[str, either(one_of('synthetic', 'voc'), existing('folder'))] = 'synthetic'  # synthetic | voc | a VOCdevkit
     out_dir: str = 'data/voc_yolo'  # the YOLO dataset (images/, labels/)
     dataset_yaml: str = 'data/voc_yolo.yaml'  # the Ultralytics dataset yaml

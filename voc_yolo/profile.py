@@ -9,21 +9,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 from typing import Annotated
-from .core import at_least, each, existing, multiple_of, one_of
+from .core import at_least, each, existing, multiple_of, one_of, StageParams
 from .core import abs_path, get_logger, offline_setup, ParamsError
 from .tables import write_csv, write_json
 from .weights import stage_imgsz, load_torch_model, export_onnx
 from .latency import time_calls, latency_summary, set_threads, cpu_info, torch_runner, ort_runner, ov_runner
 
 # %% auto #0
-__all__ = ['BACKENDS', 'ROOF_ISA', 'ROOF_METHOD', 'ROOF_TOLERANCE', 'ProfileParams', 'count_gflops', 'model_facts', 'gemm_roofs',
-           'machine', 'backend_runner', 'torch_profile', 'roof_shares', 'roof_warning', 'profile']
+__all__ = ['RUNNERS', 'BACKENDS', 'ROOF_ISA', 'ROOF_METHOD', 'ROOF_TOLERANCE', 'ProfileParams', 'count_gflops', 'model_facts',
+           'gemm_roofs', 'machine', 'backend_runner', 'torch_profile', 'roof_shares', 'roof_warning', 'profile']
 
 # %% ../nbs/05_profile.ipynb #92340ac7
-BACKENDS = ('torch', 'onnxruntime', 'openvino', 'openvino-f32')
+RUNNERS = {  # backend -> (its `voc_yolo.latency` runner, the model it runs: weights | onnx, options); `backends` choose among these
+    'torch': (torch_runner, 'weights', {}),
+    'onnxruntime': (ort_runner, 'onnx', {}),
+    'openvino': (ov_runner, 'onnx', {}),
+    'openvino-f32': (ov_runner, 'onnx', {'precision': 'f32'}),  # OpenVINO with its precision hint forced to FP32
+}
+BACKENDS = tuple(RUNNERS)
 
 @dataclass
-class ProfileParams:
+class ProfileParams(StageParams):
     weights: Annotated[str, existing('file')] = 'models/best.pt'  # the trained weights (train stage output)
     imgsz: Annotated[int|None, multiple_of(32)] = None  # input size, px; None: the size the weights were trained at (read from them)
     batch_sizes: Annotated[list[int], each(at_least(1))] = field(default_factory=lambda: [1, 8])  # batch sizes to time
@@ -90,12 +96,9 @@ def machine()->dict:
 
 # %% ../nbs/05_profile.ipynb #05f6698e
 def backend_runner(backend:str, weights:Path, onnx_path:Path, imgsz:int, threads:int):
-    "`(make(batch) -> call, precision)` for one of `BACKENDS`."
-    if backend == 'torch': return torch_runner(weights, imgsz, threads)
-    if backend == 'onnxruntime': return ort_runner(onnx_path, imgsz, threads)
-    if backend == 'openvino': return ov_runner(onnx_path, imgsz, threads)
-    if backend == 'openvino-f32': return ov_runner(onnx_path, imgsz, threads, precision='f32')
-    raise ParamsError(f"backends: '{backend}' is not one of {BACKENDS}")
+    "`(make(batch) -> call, precision)` for one of `BACKENDS` (the params' rule named any other before the stage began)."
+    runner, model, options = RUNNERS[backend]
+    return runner(weights if model == 'weights' else onnx_path, imgsz, threads, **options)
 
 # %% ../nbs/05_profile.ipynb #dc6735f2
 def _train_batch(imgsz:int, batch:int=2, boxes:int=3)->dict:

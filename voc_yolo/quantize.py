@@ -4,35 +4,33 @@
 
 # %% ../nbs/06_quantize.ipynb #b3fa53dd
 from __future__ import annotations
-import dataclasses, json, re, shutil
+import dataclasses, shutil
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 import matplotlib.pyplot as plt
 from typing import Annotated
-from .core import at_least, between, each, existing, multiple_of, one_of
-from .core import abs_path, get_logger, offline_setup, ParamsError
+from .core import at_least, between, each, existing, multiple_of, one_of, StageParams
+from .core import abs_path, get_logger, offline_setup
 from .dataset import resolved_dataset_yaml, split_images, FEATURES_CSV
 from .tables import write_csv, write_json, pareto_front
-from .latency import time_calls, latency_summary, set_threads, torch_runner, ort_runner, ov_runner
-from .weights import stage_imgsz, ultralytics_export, export_onnx, validate, accuracy
+from .latency import time_calls, latency_summary, set_threads
+from .weights import stage_imgsz, validate, accuracy
+from .variants import QUANT_BACKENDS, REFERENCE, RATIOS, calibration_batch, build_variants
 from .runtime import model_metadata, Predictor, CONF, IOU
 from .drift import DRIFT_REFERENCE, prediction_features, read_features_csv, write_reference
 import cv2, yaml
 from tqdm.auto import tqdm
 
 # %% auto #0
-__all__ = ['QUANT_BACKENDS', 'PRECISION_ORDER', 'QuantizeParams', 'letterbox_batch', 'calibration_batch', 'head_decode_nodes',
-           'copy_onnx_metadata', 'ort_static_int8', 'ov_xml', 'ov_precision_forced', 'measure_variants', 'beats',
-           'choose_deployment', 'add_ratios', 'front_variants', 'pareto_plot', 'ov_from_onnx', 'build_variants',
-           'write_drift_reference', 'quantize']
+__all__ = ['PRECISION_ORDER', 'QuantizeParams', 'ov_precision_forced', 'measure_variants', 'beats', 'choose_deployment',
+           'add_ratios', 'front_variants', 'pareto_plot', 'deploy_model', 'write_drift_reference',
+           'write_quantize_outputs', 'quantize']
 
 # %% ../nbs/06_quantize.ipynb #0617c938
-QUANT_BACKENDS = ('onnxruntime', 'openvino')
-
 @dataclass
-class QuantizeParams:
+class QuantizeParams(StageParams):
     weights: Annotated[str, existing('file')] = 'models/best.pt'  # the trained weights (train stage output)
     dataset_yaml: Annotated[str, existing('file')] = 'data/voc_yolo.yaml'  # calibration: its train split; accuracy: its test split
     imgsz: Annotated[int|None, multiple_of(32)] = None  # input size, px; None: the size the weights were trained at (read from them)
@@ -50,64 +48,6 @@ class QuantizeParams:
     metrics_path: str = 'metrics/quantize.json'  # every variant: mAP, latency, size (dvc metrics)
     variants_csv: str = 'metrics/quantize_variants.csv'  # the same as a table (dvc plots: accuracy vs latency)
     figures_dir: str = 'reports/figures/quantize'  # the Pareto chart
-
-# %% ../nbs/06_quantize.ipynb #0f151ffc
-def letterbox_batch(files:list[Path], imgsz:int)->np.ndarray:
-    "Images as the network sees them: letterboxed to imgsz², RGB, float32 0-1, NCHW."
-    import cv2
-    offline_setup()
-    from ultralytics.data.augment import LetterBox
-    lb = LetterBox(new_shape=(imgsz, imgsz), auto=False)
-    return np.stack([lb(image=cv2.imread(str(f)))[..., ::-1].transpose(2, 0, 1) for f in files]).astype(np.float32) / 255
-
-def calibration_batch(dataset_yaml:Path|str, n:int, imgsz:int, seed:int=0)->np.ndarray:
-    "`n` training images chosen with a fixed seed, preprocessed for the network."
-    files = split_images(dataset_yaml, 'train')
-    if n > len(files): get_logger().warning(f"calib_images: {n} > {len(files)} training images; using all of them"); n = len(files)
-    pick = np.random.default_rng(seed).choice(len(files), n, replace=False)
-    return letterbox_batch([files[i] for i in sorted(pick)], imgsz)
-
-# %% ../nbs/06_quantize.ipynb #0f79b395
-def head_decode_nodes(onnx_model)->list[str]:
-    "Names of the nodes of the detection head's decode: everything in the last module except its cv2/cv3 conv branches."
-    names = [n.name for n in onnx_model.graph.node]
-    last = max(int(m.group(1)) for n in names if (m := re.match(r'/model\.(\d+)/', n)))
-    return [n for n in names if n.startswith(f'/model.{last}/') and not re.match(rf'/model\.{last}/cv[23]\.', n)]
-
-class _Calibration:
-    "An onnxruntime CalibrationDataReader over a preprocessed batch, one image at a time."
-    def __init__(self, batch:np.ndarray, input_name:str): self.it, self.name = iter(batch), input_name
-    def get_next(self):
-        x = next(self.it, None)
-        return None if x is None else {self.name: x[None]}
-    def rewind(self): raise NotImplementedError
-
-def copy_onnx_metadata(src:Path, dst:Path)->Path:
-    "Give `dst` the metadata Ultralytics wrote into `src` (imgsz, names, stride): whatever serves it needs nothing else."
-    import onnx
-    m = onnx.load(str(dst))
-    onnx.helper.set_model_props(m, {p.key: p.value for p in onnx.load(str(src), load_external_data=False).metadata_props})
-    onnx.save(m, str(dst)); return dst
-
-def ort_static_int8(onnx_path:Path, out_path:Path, calib:np.ndarray, fmt:str='QDQ', per_channel:bool=True)->Path:
-    "Post-training static INT8 of an ONNX model with onnxruntime, the head's decode left in FP32."
-    import onnx
-    from onnxruntime.quantization import quantize_static, QuantFormat, QuantType, CalibrationMethod
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-    pre = out_path.with_name(out_path.stem + '_pre.onnx')
-    quant_pre_process(str(onnx_path), str(pre), skip_symbolic_shape=True)
-    model = onnx.load(str(pre))
-    quantize_static(str(pre), str(out_path), _Calibration(calib, model.graph.input[0].name),
-                    quant_format=QuantFormat.QDQ if fmt == 'QDQ' else QuantFormat.QOperator, per_channel=per_channel,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax,
-                    nodes_to_exclude=head_decode_nodes(model))
-    pre.unlink()
-    return copy_onnx_metadata(onnx_path, out_path)
-
-# %% ../nbs/06_quantize.ipynb #5ad4b2ee
-def ov_xml(path:Path)->Path:
-    "The .xml of an OpenVINO export folder (or the file itself)."
-    return next(Path(path).glob('*.xml')) if Path(path).is_dir() else Path(path)
 
 # %% ../nbs/06_quantize.ipynb #5879e4e6
 @contextmanager
@@ -156,7 +96,7 @@ def beats(a:dict, b:dict)->bool:
     n = min(len(a_ms), len(b_ms))  # the rounds both were timed in
     return sum(y > x for x, y in zip(a_ms, b_ms)) >= -(-3 * n // 4)  # three quarters, rounded up
 
-def choose_deployment(rows:list[dict], reference:str='torch-fp32', budget:float=0.01)->dict:
+def choose_deployment(rows:list[dict], reference:str=REFERENCE, budget:float=0.01)->dict:
     """Among the rows within `budget` mAP50 of the `reference`, those no other one `beats` in the interleaved rounds;
     when several remain (a tie), lower precision, then the smaller file, then the name.
     The row, with `decision`: the rule that decided, the fastest by median, and the variants tied."""
@@ -172,10 +112,10 @@ def choose_deployment(rows:list[dict], reference:str='torch-fp32', budget:float=
                                        tied=[r['variant'] for r in tied])}
 
 def add_ratios(rows:list[dict])->list[dict]:
-    "Each row's latency relative to ONNX Runtime FP32 and to OpenVINO's default compile, where those were measured."
+    "Each row's latency relative to the variants of `RATIOS` (ONNX Runtime FP32, OpenVINO's default compile), where measured."
     base = {r['variant']: r['median_ms'] for r in rows}
     for r in rows:
-        for k, v in (('vs_ort_fp32', 'ort-fp32'), ('vs_ov_default', 'ov-fp32-default')):
+        for k, v in RATIOS.items():
             r[k] = round(r['median_ms'] / base[v], 4) if v in base else None
     return rows
 
@@ -200,38 +140,17 @@ def pareto_plot(rows:list[dict], chosen:str)->plt.Figure:
     return fig
 
 # %% ../nbs/06_quantize.ipynb #f988bf1e
-def ov_from_onnx(onnx_path:Path, like:Path, out_dir:Path)->Path:
-    "An OpenVINO IR folder of an ONNX model (e.g. our QDQ INT8), with the Ultralytics metadata of the export `like`."
-    import openvino as ov
-    out_dir.mkdir(parents=True, exist_ok=True)
-    ov.save_model(ov.convert_model(str(onnx_path)), str(out_dir/'best.xml'), compress_to_fp16=False)
-    shutil.copyfile(Path(like)/'metadata.yaml', out_dir/'metadata.yaml')
-    return out_dir
-
-def build_variants(p:QuantizeParams, data:Path, calib:np.ndarray, threads:int)->list[dict]:
-    "Export and quantize every variant the backends call for; each with its runner for timing."
-    out = abs_path(p.export_dir); w = abs_path(p.weights)
-    n_train = len(split_images(data, 'train')); frac = min(1.0, p.calib_images / n_train)
-    cal = dict(data=str(data), split='train', fraction=frac, imgsz=p.imgsz)
-    onnx_fp32 = export_onnx(w, p.imgsz, out/'onnx')
-    ours = ort_static_int8(onnx_fp32, out/f'best_int8_{p.ort_format.lower()}.onnx', calib, p.ort_format, p.per_channel)
-    tag = p.ort_format.lower()
-    v = [dict(name='torch-fp32', backend='torch', path=w, runner=torch_runner(w, p.imgsz, threads))]
-    if 'onnxruntime' in p.backends:
-        u8 = ultralytics_export(w, out/'ultralytics_onnx_int8', format='onnx', quantize=8, dynamic=True, **cal)
-        v += [dict(name='ort-fp32', backend='onnxruntime', path=onnx_fp32, runner=ort_runner(onnx_fp32, p.imgsz, threads)),
-              dict(name='ort-int8-ultralytics', backend='onnxruntime', path=u8, runner=ort_runner(u8, p.imgsz, threads)),
-              dict(name=f'ort-int8-{tag}', backend='onnxruntime', path=ours, runner=ort_runner(ours, p.imgsz, threads))]
-    if 'openvino' in p.backends:
-        ov32 = ultralytics_export(w, out/'openvino_fp32', format='openvino', imgsz=p.imgsz, half=False)
-        ov8 = ultralytics_export(w, out/'openvino_int8', format='openvino', int8=True, **cal)
-        ovq = ov_from_onnx(ours, ov32, out/f'openvino_int8_{tag}'/f'best_int8_{tag}_openvino_model')  # the name Ultralytics recognises
-        v += [dict(name='ov-fp32-default', backend='openvino', path=ov32, runner=ov_runner(ov_xml(ov32), p.imgsz, threads)),
-              dict(name='ov-f32-forced', backend='openvino', path=ov32, runner=ov_runner(ov_xml(ov32), p.imgsz, threads, precision='f32'),
-                   ov_precision='f32'),
-              dict(name='ov-int8-nncf', backend='openvino', path=ov8, runner=ov_runner(ov_xml(ov8), p.imgsz, threads)),
-              dict(name=f'ov-int8-{tag}', backend='openvino', path=ovq, runner=ov_runner(ov_xml(ovq), p.imgsz, threads))]
-    return v
+def deploy_model(chosen:dict, # the row `choose_deployment` picked
+                 p:QuantizeParams)->dict:
+    "The chosen variant copied to `deploy_dir` (in place of the last one), its metadata checked; what `deploy.json` records."
+    dst, src = abs_path(p.deploy_dir), Path(chosen['path'])
+    if dst.exists(): shutil.rmtree(dst)
+    shutil.copytree(src, dst) if src.is_dir() else (dst.mkdir(parents=True), shutil.copyfile(src, dst/src.name))
+    deploy = {k: chosen[k] for k in ('variant', 'backend', 'precision', 'mAP50', 'mAP50-95', 'median_ms', 'vs_ort_fp32', 'vs_ov_default')}
+    deploy['path'] = str(Path(p.deploy_dir)/('' if src.is_dir() else src.name))
+    meta = model_metadata(dst)  # the deployed model carries its input size and class names itself
+    if meta['imgsz'] != [p.imgsz] * 2: raise RuntimeError(f"{dst}: its metadata says imgsz {meta['imgsz']}, the stage ran at {p.imgsz}")
+    return {**deploy, 'imgsz': p.imgsz, 'classes': len(meta['names'])}
 
 def write_drift_reference(deploy:Path, # the deployed model's folder
                           dataset_yaml:str, # the stage's dataset yaml: its folder holds the prepare stage's features.csv
@@ -245,9 +164,21 @@ def write_drift_reference(deploy:Path, # the deployed model's folder
              for f in tqdm(files, desc='drift reference', unit='image') for r in [pred.predict_one(cv2.imread(str(f)), CONF, IOU)]]
     return write_reference(deploy/DRIFT_REFERENCE, read_features_csv(ds/FEATURES_CSV, 'train'), preds, CONF, IOU)
 
+def write_quantize_outputs(p:QuantizeParams, rows:list[dict], chosen:dict, deploy:dict, calib_images:int, threads:int)->Path:
+    "`deploy.json`, the metrics of every variant (JSON and CSV) and the Pareto chart, whose path it returns."
+    variants = {r['variant']: {k: v for k, v in r.items() if k not in ('variant', 'path')} for r in rows}
+    metrics = dict(deployed=deploy['variant'], decision=chosen['decision'], imgsz=p.imgsz, calib_images=calib_images, threads=threads,
+                   variants=variants)
+    for path, obj in ((p.deploy_json, deploy), (p.metrics_path, metrics)):
+        write_json(obj, abs_path(path))
+    write_csv([{k: v for k, v in r.items() if k != 'path'} for r in rows], abs_path(p.variants_csv))
+    fig_dir = abs_path(p.figures_dir); fig_dir.mkdir(parents=True, exist_ok=True)
+    fig = pareto_plot(rows, chosen['variant']); fig.savefig(fig_dir/'pareto.png', dpi=90); plt.close(fig)
+    return fig_dir/'pareto.png'
+
 def quantize(p:QuantizeParams, # the stage's parameters
             )->dict:
-    "Build and measure every variant, write the metrics, the Pareto chart and the chosen deployment model."
+    "Build and measure every variant, choose and copy the deployment model with its drift reference, write metrics and chart."
     offline_setup()
     p = dataclasses.replace(p, imgsz=stage_imgsz(p.imgsz, p.weights))  # one size for every variant and the calibration
     data = resolved_dataset_yaml(p.dataset_yaml)
@@ -255,22 +186,7 @@ def quantize(p:QuantizeParams, # the stage's parameters
     calib = calibration_batch(data, p.calib_images, p.imgsz)
     rows = measure_variants(build_variants(p, data, calib, threads), data, p)
     chosen = choose_deployment(rows, budget=p.accuracy_budget)
-    dst = abs_path(p.deploy_dir)
-    if dst.exists(): shutil.rmtree(dst)
-    src = Path(chosen['path'])
-    shutil.copytree(src, dst) if src.is_dir() else (dst.mkdir(parents=True), shutil.copyfile(src, dst/src.name))
-    deploy = {k: chosen[k] for k in ('variant', 'backend', 'precision', 'mAP50', 'mAP50-95', 'median_ms', 'vs_ort_fp32', 'vs_ov_default')}
-    deploy['path'] = str(Path(p.deploy_dir)/('' if src.is_dir() else src.name))
-    meta = model_metadata(dst)  # the deployed model carries its input size and class names itself
-    if meta['imgsz'] != [p.imgsz] * 2: raise RuntimeError(f"{dst}: its metadata says imgsz {meta['imgsz']}, the stage ran at {p.imgsz}")
-    deploy.update(imgsz=p.imgsz, classes=len(meta['names']))
-    write_drift_reference(dst, p.dataset_yaml, data, threads)  # what the service's /drift compares its recent requests with
-    variants = {r['variant']: {k: v for k, v in r.items() if k not in ('variant', 'path')} for r in rows}
-    metrics = dict(deployed=deploy['variant'], decision=chosen['decision'], imgsz=p.imgsz, calib_images=len(calib), threads=threads,
-                   variants=variants)
-    for path, obj in ((p.deploy_json, deploy), (p.metrics_path, metrics)):
-        write_json(obj, abs_path(path))
-    write_csv([{k: v for k, v in r.items() if k != 'path'} for r in rows], abs_path(p.variants_csv))
-    fig_dir = abs_path(p.figures_dir); fig_dir.mkdir(parents=True, exist_ok=True)
-    fig = pareto_plot(rows, chosen['variant']); fig.savefig(fig_dir/'pareto.png', dpi=90); plt.close(fig)
-    return dict(variants=rows, deploy=deploy, pareto=fig_dir/'pareto.png')
+    deploy = deploy_model(chosen, p)
+    write_drift_reference(abs_path(p.deploy_dir), p.dataset_yaml, data, threads)  # what the service's /drift compares its requests with
+    pareto = write_quantize_outputs(p, rows, chosen, deploy, len(calib), threads)
+    return dict(variants=rows, deploy=deploy, pareto=pareto)

@@ -13,7 +13,7 @@ import pandas as pd, yaml
 import matplotlib
 import matplotlib.pyplot as plt
 from typing import Annotated
-from .core import existing
+from .core import existing, StageParams
 from .core import abs_path, repo_root, get_logger, ParamsError, PIPELINE
 from .latency import cpu_info
 from .capacity import capacity
@@ -28,7 +28,7 @@ __all__ = ['PACKAGES', 'HEADLINES', 'ReportParams', 'git_state', 'locked_version
 
 # %% ../nbs/07_report.ipynb #eded438b
 @dataclass
-class ReportParams:
+class ReportParams(StageParams):
     out_html: str = 'reports/index.html'  # the report page
     stages_dir: Annotated[str, existing('folder')] = 'reports/stages'  # executed stage notebooks; each is rendered to .html next to it
     params_dir: Annotated[str, existing('folder')] = 'params'  # every stage's params file

@@ -8,7 +8,7 @@ import csv, json, os, shutil, socket, subprocess, sys, uuid
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
 from typing import Annotated
-from .core import Rule, above, at_least, existing, multiple_of, one_of
+from .core import Rule, above, at_least, existing, multiple_of, one_of, StageParams
 from .core import abs_path, cache_dir, get_logger, offline_setup, ParamsError
 from .dataset import resolved_dataset_yaml
 from .tables import METRIC_KEYS, write_json
@@ -25,7 +25,7 @@ WANDB_MODES = ('offline', 'online', 'disabled')
 OPTIMIZERS = ('SGD', 'Adam', 'Adamax', 'AdamW', 'NAdam', 'RAdam', 'RMSProp', 'auto')  # what Ultralytics' trainer builds
 
 @dataclass
-class TrainParams:
+class TrainParams(StageParams):
     dataset_yaml: Annotated[str, existing('file')] = 'data/voc_yolo.yaml'  # the dataset yaml written by the prepare stage
     model: str = 'yolov8n.yaml'  # architecture yaml (from scratch) or weights .pt (fine-tune)
     epochs: Annotated[int, at_least(1)] = 30  # training epochs

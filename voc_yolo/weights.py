@@ -64,7 +64,6 @@ def stage_imgsz(imgsz:int|None, # the stage's `imgsz` param: None (null in YAML)
     "The image size a stage runs at: the one the weights were trained at, unless the params set one on purpose."
     trained, log = trained_imgsz(weights), get_logger()
     if imgsz is None: log.info(f"imgsz: {trained} px, the size {weights} was trained at"); return trained
-    if imgsz < 32: raise ParamsError(f"imgsz: {imgsz} px is too small (at least 32, a multiple of the stride 32)")
     if imgsz != trained: log.warning(f"imgsz: {imgsz} px set in the params on purpose; {weights} was trained at {trained} px")
     return imgsz
 

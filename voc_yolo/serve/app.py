@@ -22,8 +22,9 @@ from .store import ModelStore, UnknownModel
 from .middleware import Guard
 from .limits import Refusal, reason_of
 from .server import run_server, serve_processes
+from .schemas import PredictQuery
+from .predictions import Predictions
 from .routers import models, predict, upload, drift, pages
-from .routers.predict import Predictions, PredictQuery
 
 # %% auto #0
 __all__ = ['REFUSED', 'PREDICT', 'ROUTES', 'refusal', 'predict_fast_path', 'App', 'create_app', 'serve', 'serve_child']
@@ -42,7 +43,7 @@ ROUTES = {path: SimpleNamespace(path=path) for path in ('/predict', '/predict/{m
 def predict_fast_path(app, # the rest of the ASGI stack
                       preds:Predictions, # the predict machinery
                      ):
-    "ASGI: POST /predict[/{model_name}] answered by the same route function, past Starlette's routing and layers; the rest to `app`."
+    "ASGI: POST /predict[/{model_name}] answered by `Predictions.boxes`, past Starlette's routing and layers; the rest to `app`."
     async def asgi(scope, receive, send):
         hit = scope['type'] == 'http' and scope['method'] == 'POST' and PREDICT.fullmatch(scope['path'])
         if not hit: return await app(scope, receive, send)
@@ -50,7 +51,7 @@ def predict_fast_path(app, # the rest of the ASGI stack
         request = Request(scope, receive)
         try:
             q = PredictQuery.model_validate(dict(parse_qsl(scope['query_string'].decode('latin-1'))))
-            response = await predict.predict(name or 'deploy', request, q, preds)
+            response = await preds.boxes(name or 'deploy', request, q)
         except ValidationError as e:  # FastAPI's own answer to a query it cannot validate, with its locations ('query', field)
             errors = RequestValidationError([{**err, 'loc': ('query', *err['loc'])} for err in e.errors(include_url=False)])
             response = await request_validation_exception_handler(request, errors)

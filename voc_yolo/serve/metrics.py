@@ -11,7 +11,7 @@ from ..drift import FEATURES
 from .limits import REASONS
 
 # %% auto #0
-__all__ = ['MS_BUCKETS', 'Metrics', 'get_metrics']
+__all__ = ['MS_BUCKETS', 'Metrics']
 
 # %% ../../nbs/10b_serve_metrics.ipynb #3739813f
 MS_BUCKETS = (.0005, .001, .0025, .005, .0075, .01, .015, .025, .05, .075, .1, .25, .5, 1, 2.5, 5)  # seconds: inference is milliseconds
@@ -72,7 +72,3 @@ class Metrics:
     def close(self):
         "A server process that ends: its live gauges leave the sums of the others."
         if os.environ.get('PROMETHEUS_MULTIPROC_DIR'): multiprocess.mark_process_dead(os.getpid())
-
-async def get_metrics(request:Request)->Metrics:
-    "The app's metrics (a FastAPI dependency)."
-    return request.app.state.metrics

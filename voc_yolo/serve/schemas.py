@@ -5,10 +5,12 @@
 # %% ../../nbs/10e_serve_schemas.ipynb #e9a36308
 from __future__ import annotations
 from typing import Literal
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+from ..runtime import CONF, IOU
 
 # %% auto #0
-__all__ = ['Detection', 'ImageResult', 'PredictResponse', 'ModelInfo', 'FailedModel', 'DriftFeature', 'DriftReport']
+__all__ = ['Detection', 'ImageResult', 'PredictResponse', 'ModelInfo', 'FailedModel', 'DriftFeature', 'DriftReport',
+           'PredictQuery']
 
 # %% ../../nbs/10e_serve_schemas.ipynb #f16bc284
 class Detection(BaseModel):
@@ -71,3 +73,10 @@ class DriftReport(BaseModel):
     features: dict[str, DriftFeature]
     duplicates: int = 0  # images not added because the same bytes were already in the window
     detail: str|None = None
+
+# %% ../../nbs/10e_serve_schemas.ipynb #f07cbc1b
+class PredictQuery(BaseModel):
+    "A predict request's query string: the thresholds and the most boxes per image (FastAPI documents and checks it)."
+    conf: float = Field(CONF, ge=0, le=1, description='confidence threshold')
+    iou: float = Field(IOU, ge=0, le=1, description='NMS IoU threshold')
+    max_det: int = Field(300, ge=1, le=3000, description='most detections per image')

@@ -10,7 +10,7 @@ from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # %% auto #0
-__all__ = ['Settings', 'SettingsError', 'broken_rule', 'load_settings', 'get_settings']
+__all__ = ['Settings', 'SettingsError', 'broken_rule', 'load_settings']
 
 # %% ../../nbs/10_serve_settings.ipynb #6d53d4b2
 class Settings(BaseSettings):
@@ -104,7 +104,3 @@ def load_settings(**overrides, # CLI flags: a value wins over its VOC_YOLO_* var
     "The settings from `VOC_YOLO_*` variables and `overrides`; a `SettingsError` naming every broken rule otherwise."
     try: return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as e: raise SettingsError('; '.join(broken_rule(x) for x in e.errors())) from None
-
-async def get_settings(request:Request)->Settings:
-    "The app's settings (a FastAPI dependency)."
-    return request.app.state.settings

@@ -16,7 +16,7 @@ from .uploads import UploadError, check_name, check_upload_files, check_contents
 from .shared import SharedStore, publish, fetch
 
 # %% auto #0
-__all__ = ['ServedModel', 'UnknownModel', 'ModelStore', 'get_store', 'publish_folder']
+__all__ = ['ServedModel', 'UnknownModel', 'ModelStore', 'publish_folder']
 
 # %% ../../nbs/10d_serve_store.ipynb #fbd95624
 @dataclasses.dataclass
@@ -169,10 +169,6 @@ class ModelStore:
                 self._seen = None  # the store changed since this replica's last listing: the next poll compares in full
             return served
         finally: shutil.rmtree(tmp, ignore_errors=True)
-
-async def get_store(request:Request)->ModelStore:
-    "The app's model store (a FastAPI dependency)."
-    return request.app.state.store
 
 # %% ../../nbs/10d_serve_store.ipynb #cc634b9f
 def publish_folder(url:str, # the store: a folder, or any URL fsspec knows (s3://bucket/store, gs://...)

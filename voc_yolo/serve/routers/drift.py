@@ -6,8 +6,9 @@
 from __future__ import annotations
 from fastapi import APIRouter, Depends, HTTPException
 from ...drift import DRIFT_REFERENCE, FEATURES
-from ..metrics import Metrics, get_metrics
-from ..store import ModelStore, ServedModel, get_store
+from ..metrics import Metrics
+from ..store import ModelStore, ServedModel
+from ..deps import get_metrics, get_store
 from ..schemas import DriftReport
 
 # %% auto #0

@@ -6,7 +6,8 @@
 from __future__ import annotations
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
-from ..store import ModelStore, get_store
+from ..store import ModelStore
+from ..deps import get_store
 from ..schemas import ModelInfo, FailedModel
 
 # %% auto #0

@@ -9,8 +9,9 @@ from fastapi import APIRouter, Depends, HTTPException
 from fastapi.responses import HTMLResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 from ...frontend import PAGE, PAGE_JS
-from ..metrics import Metrics, get_metrics
-from ..store import ModelStore, get_store
+from ..metrics import Metrics
+from ..store import ModelStore
+from ..deps import get_metrics, get_store
 
 # %% auto #0
 __all__ = ['router', 'JS', 'DOCS', 'DOCS_INIT', 'SWAGGER_UI', 'metrics', 'index', 'page_js', 'docs', 'docs_asset']

@@ -7,9 +7,10 @@ from __future__ import annotations
 import asyncio, hmac
 from fastapi import APIRouter, Depends, Header, Request
 from starlette.exceptions import HTTPException
-from ..settings import Settings, get_settings
-from ..metrics import Metrics, get_metrics
-from ..store import ModelStore, get_store
+from ..settings import Settings
+from ..metrics import Metrics
+from ..store import ModelStore
+from ..deps import get_settings, get_metrics, get_store
 from ..uploads import UploadError
 from ..limits import Refusal
 from ..schemas import ModelInfo
