@@ -14,12 +14,16 @@ def test_docs_config_names_pages_that_exist():
     for item in quarto['website']['navbar']['left']: assert (ROOT/'nbs'/item['href']).is_file(), item
     nbdev_yml = yaml.safe_load((ROOT/'nbs/nbdev.yml').read_text())
     assert nbdev_yml['website']['title'] == 'voc_yolo' and nbdev_yml['project']['output-dir'] == '_docs'
-    def pages(items):
-        for it in items: yield from pages(it['contents']) if isinstance(it, dict) else [it]
+    def pages(items):  # a Quarto glob (a string with a wildcard) names every notebook it matches, recursively
+        for it in [items] if isinstance(items, str) else items:
+            if isinstance(it, dict): yield from pages(it['contents'])
+            elif '*' in it: yield from (str(f.relative_to(ROOT/'nbs')) for f in sorted((ROOT/'nbs').rglob(it)))
+            else: yield it
     listed = list(pages(yaml.safe_load((ROOT/'nbs/sidebar.yml').read_text())['website']['sidebar']['contents']))
     for page in listed: assert (ROOT/'nbs'/page).is_file(), page
     library = {p.name for p in (ROOT/'nbs').glob('[0-9]*.ipynb')}
     assert library <= set(listed), f'notebooks missing from the sidebar: {library - set(listed)}'
+    assert len(library) > 40 and listed.count('00_core.ipynb') == 1, listed  # the glob matched the library, once
 
 
 def test_nbdev_processes_every_notebook_for_quarto(repo_copy):

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from helpers import ROOT, run
-from voc_yolo.core import PIPELINE, STAGES, load_params, params_path, stage_class
+from voc_yolo.core import load_params, params_path, pipeline, stage_entry, stages
 from voc_yolo.prepare import PrepareParams
 
 
@@ -112,24 +112,29 @@ def parameters_cell(stage):
     return {n.target.id: ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.AnnAssign)}
 
 
-@pytest.mark.parametrize('stage', list(STAGES))
+@pytest.mark.parametrize('stage', stages())
 def test_each_stage_is_declared_once(stage):
     """A parameter is written in two places, its dataclass and params/<stage>.yaml: dvc.yaml tracks that file whole and
     hands the notebook its name, and the notebook's parameters cell holds nothing else."""
-    cls, path = stage_class(stage), params_path(stage)
+    (cls, _), path = stage_entry(stage), params_path(stage)
     values = yaml.safe_load((ROOT/path).read_text())
     assert set(values) == {f.name for f in dataclasses.fields(cls)}, 'the params file has every key of the dataclass, no other'
     load_params(ROOT/path, cls)  # types and rules
     assert parameters_cell(stage) == {'params_file': path}
-    if stage in PIPELINE:
+    if stage in pipeline():
         spec = yaml.safe_load((ROOT/'dvc.yaml').read_text())['stages'][stage]
         assert spec['params'] == [{path: None}], f'{stage}: dvc.yaml should track {path} whole'
         assert spec['cmd'].startswith(f'papermill nbs/stages/{stage}.ipynb reports/stages/{stage}.ipynb -p params_file {path} ')
 
 
-def test_dvc_runs_the_stage_table_in_order():
-    "dvc.yaml's stages are voc_yolo.core.PIPELINE, in its order."
-    assert tuple(yaml.safe_load((ROOT/'dvc.yaml').read_text())['stages']) == PIPELINE
+def test_a_stage_is_four_files():
+    """dvc.yaml names the stages; each is its library notebook (exporting voc_yolo/<stage>.py, with the function marked
+    @stage_function), its params file and its stage notebook. Nothing else lists the stages."""
+    for stage in pipeline():
+        cls, fn = stage_entry(stage)
+        assert fn.__module__ == f'voc_yolo.{stage}' and fn.stage_params is cls
+        assert (ROOT/params_path(stage)).is_file() and (ROOT/f'nbs/stages/{stage}.ipynb').is_file()
+        assert any(f'"#| default_exp {stage}' in f.read_text() for f in (ROOT/'nbs').glob('*.ipynb')), f'nothing exports {stage}'
 
 
 def _module_file(mod):

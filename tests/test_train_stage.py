@@ -46,46 +46,54 @@ def uninterrupted(tiny_data, tmp_path_factory):
     return out
 
 
-def best_weights(f):
+def checkpoint(f):
     from voc_yolo.core import offline_setup
     offline_setup()  # unpickling a checkpoint imports Ultralytics here: after offline_setup, as everywhere in the project
     import torch
-    return torch.load(f, map_location='cpu', weights_only=False)['model'].state_dict()
+    return torch.load(f, map_location='cpu', weights_only=False)
 
 
-@pytest.mark.parametrize('epoch', [1, 2, 3])
-def test_a_run_killed_during_an_epoch_resumes_to_the_same_bytes(epoch, uninterrupted, tiny_data, tmp_path):
-    """SIGKILL during the first, a middle and the last of 3 epochs, then train again: every output equals the uninterrupted run's.
-    Killed in the first epoch, there is no checkpoint: the second run starts over, so it also shows that two runs with the
-    same seed give the same bytes. Killed in the middle one, the run also logs to W&B (offline)."""
-    import torch
-    params = tiny_params(tiny_data, tmp_path, **RESUMED, wandb='offline' if epoch == 2 else 'disabled')
-    env = {'WANDB_DIR': str(tmp_path/'wb')}
+def best_weights(f): return checkpoint(f)['model'].state_dict()
+
+
+def killed_during(epoch, params, env, run_dir):
+    "Start the training, SIGKILL it once `epoch` has started, and check that it had finished the epochs before it."
     p = train_process(params, env)
-    wait_until(lambda: epoch_started(tmp_path/'runs/train', epoch), p, f'epoch {epoch} started')
+    wait_until(lambda: epoch_started(run_dir, epoch), p, f'epoch {epoch} started')
     time.sleep(0.2); kill_tree(p)
-    last = tmp_path/'runs/train/weights/last.pt'
-    done = torch.load(last, weights_only=False)['epoch'] + 1 if last.is_file() else 0
+    last = run_dir/'weights/last.pt'
+    done = checkpoint(last)['epoch'] + 1 if last.is_file() else 0
     assert done == epoch - 1, f'killed after {done} epochs, not during epoch {epoch}'
+
+
+def test_a_run_killed_during_each_epoch_resumes_to_the_same_bytes(uninterrupted, tiny_data, tmp_path):
+    """SIGKILL during the first, then the middle, then the last of 3 epochs, training again after each kill: the run that
+    finishes equals the uninterrupted one, byte for byte. Killed in the first epoch there is no checkpoint: the next start
+    begins again, which also shows that two runs with the same seed give the same bytes. Killed later, it resumes, mosaic
+    closed again in the last epoch. The run logs to W&B (offline) throughout."""
+    import torch
+    params, run_dir = tiny_params(tiny_data, tmp_path, **RESUMED, wandb='offline'), tmp_path/'runs/train'
+    env = {'WANDB_DIR': str(tmp_path/'wb')}
+    for epoch in (1, 2, 3): killed_during(epoch, params, env, run_dir)
     p = train_process(params, env)
     log, _ = p.communicate(timeout=600)
     assert p.returncode == 0, log[-3000:]
-    if epoch > 1: assert 'resuming the interrupted run' in log and 'exact resume: restored resume_state_' in log, log[-3000:]
+    assert 'resuming the interrupted run' in log and 'exact resume: restored resume_state_' in log, log[-3000:]
     for f in ('results.csv', 'train.json'):
         assert (tmp_path/f).read_bytes() == (uninterrupted/f).read_bytes(), f
     a, b = best_weights(tmp_path/'best.pt'), best_weights(uninterrupted/'best.pt')  # best.pt also holds the date it was written
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), 'best.pt weights differ'
-    assert not list((tmp_path/'runs/train/weights').glob('resume_state_*')), 'a finished run keeps no resume state'
-    if epoch == 2:  # W&B: the resumed process continues the same run, and the epochs are logged once, by the process that finished
-        runs = sorted((tmp_path/'wb/wandb').glob('offline-run-*'))
-        assert len(runs) == 2 and len({r.name.rsplit('-', 1)[1] for r in runs}) == 1, runs
-        logs = [next(r.glob('run-*.wandb')).read_bytes() for r in runs]  # W&B's transaction logs: what `wandb sync` uploads
-        assert [b'train/box_loss' in x for x in logs] == [False, True]
-        # the config (every param, and the arguments Ultralytics got), per-epoch metrics, and the weights artifact
-        for key in (b'wandb_project', b'weights_path', b'"imgsz":64', b'metrics/mAP50(B)', b'train/box_loss', b'lr/pg0',
-                    b'train-model', b'best.pt'):
-            assert key in logs[1], key
-        assert 'wandb sync' in (ROOT/'README.md').read_text()
+    assert not list((run_dir/'weights').glob('resume_state_*')), 'a finished run keeps no resume state'
+    # W&B: the resumed processes continue one run, and the epochs are logged once, by the process that finished
+    runs = sorted((tmp_path/'wb/wandb').glob('offline-run-*'), key=lambda r: r.stat().st_mtime)
+    assert len(runs) == 4 and len({r.name.rsplit('-', 1)[1] for r in runs[1:]}) == 1, runs
+    logs = [next(r.glob('run-*.wandb')).read_bytes() for r in runs]  # W&B's transaction logs: what `wandb sync` uploads
+    assert [b'train/box_loss' in x for x in logs] == [False, False, False, True]
+    # the config (every param, and the arguments Ultralytics got), per-epoch metrics, and the weights artifact
+    for key in (b'wandb_project', b'weights_path', b'"imgsz":64', b'metrics/mAP50(B)', b'train/box_loss', b'lr/pg0',
+                b'train-model', b'best.pt'):
+        assert key in logs[-1], key
+    assert 'wandb sync' in (ROOT/'README.md').read_text()
 
 
 def test_bad_input_gives_one_clear_paragraph(tiny_data, tmp_path):

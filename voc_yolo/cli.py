@@ -5,19 +5,18 @@
 # %% ../nbs/08_cli.ipynb #f350b460
 from __future__ import annotations
 import argparse, json, sys, typing
-from .core import load_params, offline_setup, overridden_params, ParamsError, STAGES, PIPELINE, params_path, stage_class
+from .core import load_params, offline_setup, overridden_params, ParamsError, TOOL_STAGES, pipeline, params_path, stage_entry
 
 # %% auto #0
-__all__ = ['TOOLS', 'stage_entry', 'serve_options', 'tool_options', 'parser', 'parse_sets', 'main', 'run_tool', 'run_publish']
+__all__ = ['TOOLS', 'pipeline_here', 'serve_options', 'tool_options', 'parser', 'parse_sets', 'main', 'run_tool', 'run_publish']
 
 # %% ../nbs/08_cli.ipynb #f4930a91
-def stage_entry(name:str, # a stage of `voc_yolo.core.STAGES`, or compare
-               )->tuple:
-    "(params dataclass, stage function) of one stage; only its module is imported."
-    cls = stage_class(name)
-    return cls, getattr(sys.modules[cls.__module__], STAGES[name][2])
-
 TOOLS = ('compare', 'sweep', 'push', 'pull', 'capacity', 'publish')  # commands around the pipeline: experiments, remotes, replicas
+
+def pipeline_here()->tuple:
+    "The DVC stages of the repository `voc-yolo` runs in; none outside one (where only `serve`, `publish` and the remotes make sense)."
+    try: return pipeline()
+    except FileNotFoundError: return ()
 
 # %% ../nbs/08_cli.ipynb #08f5823f
 def serve_options(sp:argparse.ArgumentParser):
@@ -60,10 +59,11 @@ def tool_options(sub):
 def parser()->argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog='voc-yolo',
                                  description='Run one voc_yolo pipeline stage without its notebook, or serve models over HTTP.')
-    sub = ap.add_subparsers(dest='command', required=True, metavar='{' + ','.join(PIPELINE + TOOLS) + ',serve}')
-    for s in PIPELINE + ('compare',):
+    stages = pipeline_here()
+    sub = ap.add_subparsers(dest='command', required=True, metavar='{' + ','.join(stages + TOOLS) + ',serve}')
+    for s in stages + ('compare',):
         sp = sub.add_parser(s,
-                            help=f'run the {s} stage' if s in PIPELINE else
+                            help=f'run the {s} stage' if s in stages else
                             'write reports/experiments.html: every experiment of `dvc exp show` side by side')
         sp.add_argument('--params', help="the stage's params YAML (default: the one dvc.yaml uses, e.g. params/train.yaml)")
         sp.add_argument('--set', action='append', default=[], metavar='KEY=VALUE',

@@ -10,10 +10,11 @@ import numpy as np
 import yaml
 
 # %% auto #0
-__all__ = ['CACHE_DIR', 'STAGES', 'PIPELINE', 'repo_root', 'abs_path', 'rel_path', 'cache_dir', 'ParamsError', 'Rule', 'at_least',
+__all__ = ['CACHE_DIR', 'TOOL_STAGES', 'repo_root', 'abs_path', 'rel_path', 'cache_dir', 'ParamsError', 'Rule', 'at_least',
            'above', 'between', 'multiple_of', 'one_of', 'matching', 'each', 'either', 'existing', 'split_rules',
-           'check_params', 'StageParams', 'load_params', 'overridden_params', 'stage_params', 'params_path',
-           'stage_class', 'params_table', 'seed_everything', 'get_logger', 'offline_setup', 'pil_open']
+           'first_broken_rule', 'check_params', 'StageParams', 'load_params', 'overridden_params', 'stage_params',
+           'pipeline', 'stages', 'params_path', 'stage_function', 'stage_entry', 'params_table', 'seed_everything',
+           'get_logger', 'offline_setup', 'pil_open']
 
 # %% ../nbs/00_core.ipynb #25efdfba
 def repo_root(start:Path|str|None=None, # where to start looking (default: the working directory)
@@ -74,21 +75,23 @@ class Rule(typing.NamedTuple):
     text: str  # the rule in words, for errors and the docs: 'at least 1'
     ok: typing.Callable  # value -> bool; called with a value of the declared type, never with None
     on_disk: bool = False  # about files here (a path that must exist): checked when a stage starts, not whenever a file is read
+    bad: typing.Any = None  # a value that breaks it, for the tests that feed every stage a bad value (None: none known)
 
-def at_least(n): return Rule(f'at least {n}', lambda v: v >= n)
-def above(n): return Rule(f'more than {n}', lambda v: v > n)
-def between(lo, hi): return Rule(f'between {lo} and {hi}', lambda v: lo <= v <= hi)
-def multiple_of(n): return Rule(f'a positive multiple of {n}', lambda v: v > 0 and v % n == 0)
-def one_of(*choices): return Rule('one of ' + ' | '.join(map(str, choices)), lambda v: v in choices)
+def at_least(n): return Rule(f'at least {n}', lambda v: v >= n, bad=n - 1)
+def above(n): return Rule(f'more than {n}', lambda v: v > n, bad=n)
+def between(lo, hi): return Rule(f'between {lo} and {hi}', lambda v: lo <= v <= hi, bad=hi + 1)
+def multiple_of(n): return Rule(f'a positive multiple of {n}', lambda v: v > 0 and v % n == 0, bad=n + 1)
+def one_of(*choices): return Rule('one of ' + ' | '.join(map(str, choices)), lambda v: v in choices, bad=f'no-such-{choices[0]}')
 def matching(pattern:str, text:str): return Rule(text, lambda v: re.fullmatch(pattern, str(v)) is not None)
-def each(rule:Rule): return Rule(f'each {rule.text}', lambda v: all(rule.ok(x) for x in v), rule.on_disk)
+def each(rule:Rule): return Rule(f'each {rule.text}', lambda v: all(rule.ok(x) for x in v), rule.on_disk,
+                                 None if rule.bad is None else [rule.bad])
 def either(*rules:Rule): return Rule(' or '.join(r.text for r in rules), lambda v: any(r.ok(v) for r in rules),
-                                     any(r.on_disk for r in rules))
+                                     any(r.on_disk for r in rules), rules[0].bad)  # the first's bad value, when it breaks the others too
 
 def existing(kind:str='file'): # file | folder
     "A path (repo-relative or absolute) that must exist when the stage starts: the output of an earlier stage, say."
     test = {'file': Path.is_file, 'folder': Path.is_dir}[kind]
-    return Rule(f'an existing {kind}', lambda v: test(abs_path(v)), on_disk=True)
+    return Rule(f'an existing {kind}', lambda v: test(abs_path(v)), on_disk=True, bad=f'no/such/{kind}')
 
 def split_rules(tp)->tuple:
     "(the type, its rules) of an annotation `Annotated[tp, rule, ...]`; a bare type has no rules."
@@ -98,6 +101,18 @@ def split_rules(tp)->tuple:
 
 # %% ../nbs/00_core.ipynb #dcdbaf12
 def _type_name(tp)->str: return str(tp).replace('typing.', '') if typing.get_origin(tp) else getattr(tp, '__name__', None) or str(tp)
+
+def first_broken_rule(cls:type, # a parameter dataclass
+                      values:dict, # parameter name -> value (a value of another type is the type check's to refuse)
+                      on_disk:bool=False, # the rules about files here (`existing`) instead of those about the values themselves
+                     )->str|None:
+    "The first value that breaks one of its declared rules, in words (`key 'epochs' must be at least 1, got 0`), or None."
+    hints = typing.get_type_hints(cls, include_extras=True)
+    for k, v in values.items():
+        tp, rules = split_rules(hints[k])
+        if v is None or not _type_ok(v, tp): continue
+        broken = next((r for r in rules if r.on_disk == on_disk and not r.ok(v)), None)
+        if broken: return f"key '{k}' must be {broken.text}, got {v!r}"
 
 def check_params(cls:type, # a dataclass describing the stage's parameters
                  values:dict, # parameter name -> value
@@ -111,14 +126,11 @@ def check_params(cls:type, # a dataclass describing the stage's parameters
     unknown = sorted(set(values) - set(fields))
     if unknown:
         raise ParamsError(f"{source}: unknown key(s) {unknown}; {cls.__name__} accepts {sorted(fields)}")
-    typed = {k: split_rules(hints[k]) for k in values}  # key -> (type, rules)
     for k, v in values.items():
-        tp = typed[k][0]
+        tp = split_rules(hints[k])[0]
         if not _type_ok(v, tp): raise ParamsError(f"{source}: key '{k}' must be {_type_name(tp)}, got {type(v).__name__} {v!r}")
     for disk in (False, True)[:1 + on_disk]:  # the values' own rules first, then the files here: a typo is named before a missing file
-        for k, v in values.items():
-            broken = next((r for r in typed[k][1] if r.on_disk == disk and v is not None and not r.ok(v)), None)
-            if broken: raise ParamsError(f"{source}: key '{k}' must be {broken.text}, got {v!r}")
+        if broken := first_broken_rule(cls, values, disk): raise ParamsError(f"{source}: {broken}")
     missing = [k for k, f in fields.items() if k not in values
                and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
     if missing and not partial: raise ParamsError(f"{source}: missing required key(s) {missing}")
@@ -129,12 +141,8 @@ def check_params(cls:type, # a dataclass describing the stage's parameters
 class StageParams:
     "Base of the stages' parameter dataclasses: a value that breaks its declared rule is refused however the params are made."
     def __post_init__(self):
-        hints = typing.get_type_hints(type(self), include_extras=True)
-        for f in dataclasses.fields(self):
-            (tp, rules), v = split_rules(hints[f.name]), getattr(self, f.name)
-            if v is None or not _type_ok(v, tp): continue  # a type is the params file's to check; Python callers may pass a Path
-            broken = next((r for r in rules if not r.on_disk and not r.ok(v)), None)
-            if broken: raise ParamsError(f"{type(self).__name__}: key '{f.name}' must be {broken.text}, got {v!r}")
+        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}  # Python callers may pass a Path: a type is the file's
+        if broken := first_broken_rule(type(self), values): raise ParamsError(f"{type(self).__name__}: {broken}")
 
 # %% ../nbs/00_core.ipynb #beda3f25
 def load_params(path:Path|str, # a stage's params YAML (repo-relative or absolute)
@@ -171,30 +179,41 @@ def stage_params(cls:type, # the stage's parameter dataclass
     return overridden_params(cls, params_file, given, "papermill's")
 
 # %% ../nbs/00_core.ipynb #1f49cf30
-STAGES = {  # name -> (module of voc_yolo, parameter dataclass, stage function); its params file is params/<name>.yaml
-    'prepare': ('prepare', 'PrepareParams', 'prepare'),
-    'train': ('train', 'TrainParams', 'train'),
-    'evaluate': ('evaluate', 'EvalParams', 'evaluate'),
-    'profile': ('profile', 'ProfileParams', 'profile'),
-    'quantize': ('quantize', 'QuantizeParams', 'quantize'),
-    'loadtest': ('loadtest', 'LoadtestParams', 'loadtest'),
-    'report': ('report', 'ReportParams', 'render_report'),
-    'compare': ('experiments', 'CompareParams', 'compare'),  # a tool around the pipeline, not a DVC stage
-}
-PIPELINE = tuple(s for s in STAGES if s != 'compare')  # the DVC stages, in the order dvc.yaml runs them
+TOOL_STAGES = {'compare': 'experiments'}  # commands with a params file that are no DVC stage: name -> module of voc_yolo
 
-def params_path(stage:str, # a stage of `STAGES`
+def pipeline(root:Path|None=None, # repository root (default: `repo_root()`)
+            )->tuple:
+    "The DVC stages, in the order `dvc repro` runs them: dvc.yaml is the one list of stages."
+    f = abs_path('dvc.yaml', root)
+    if not f.is_file(): raise FileNotFoundError(f"{f} not found: the stages are those of the repository's dvc.yaml")
+    return tuple(yaml.safe_load(f.read_text())['stages'])
+
+def stages(root:Path|None=None)->tuple:
+    "Every command that runs from a params file of its own: the DVC stages, then the tools (`compare`)."
+    return pipeline(root) + tuple(TOOL_STAGES)
+
+def params_path(stage:str, # a stage of `stages()`
+                root:Path|None=None, # repository root (default: `repo_root()`)
                )->str:
     "The stage's params file, repo-relative: dvc.yaml tracks it whole; its notebook and `voc-yolo <stage>` read it."
-    if stage not in STAGES: raise ParamsError(f"no stage '{stage}'; the stages are {', '.join(STAGES)}")
+    if stage not in (names := stages(root)): raise ParamsError(f"no stage '{stage}'; the stages are {', '.join(names)}")
     return f'params/{stage}.yaml'
 
-def stage_class(stage:str, # a stage of `STAGES`
-               )->type:
-    "The parameter dataclass of `stage` (only its module is imported)."
+def stage_function(fn:typing.Callable, # `fn(p:Params, ...)`: a stage's work, given its checked parameters
+                  ):
+    "Declare `fn` its module's stage: `voc-yolo <stage>` runs it, with the dataclass its first argument is annotated with."
+    ann = fn.__annotations__[next(iter(inspect.signature(fn).parameters))]
+    fn.stage_params = eval(ann, fn.__globals__) if isinstance(ann, str) else ann  # a postponed annotation, as the module sees it
+    return fn
+
+def stage_entry(stage:str, # a stage of `stages()`
+               )->tuple:
+    "(parameter dataclass, function) of `stage`, from its module `voc_yolo.<stage>` (only that module is imported)."
     import importlib
-    module, cls, _ = STAGES[stage]
-    return getattr(importlib.import_module(f'voc_yolo.{module}'), cls)
+    module = importlib.import_module(f"voc_yolo.{TOOL_STAGES.get(stage) or params_path(stage) and stage}")
+    found = [v for v in vars(module).values() if hasattr(v, 'stage_params') and getattr(v, '__module__', '') == module.__name__]
+    if len(found) != 1: raise ParamsError(f"{module.__name__} must mark one function @stage_function, found {len(found)}")
+    return found[0].stage_params, found[0]
 
 # %% ../nbs/00_core.ipynb #ed595556
 def _field_comments(cls:type)->dict:

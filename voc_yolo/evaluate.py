@@ -11,7 +11,7 @@ import numpy as np, pandas as pd, yaml
 import matplotlib.pyplot as plt
 from PIL import Image
 from typing import Annotated
-from .core import at_least, between, existing, multiple_of, one_of, StageParams
+from .core import at_least, between, existing, multiple_of, one_of, StageParams, stage_function
 from .core import abs_path, get_logger, offline_setup, ParamsError
 from .voc import VOC_NAMES
 from .dataset import resolved_dataset_yaml, split_dirs
@@ -164,6 +164,7 @@ def confusion_plot(matrix:np.ndarray, names:list[str])->plt.Figure:
     ax.set_xlabel('actual'); ax.set_ylabel('predicted'); fig.colorbar(im, fraction=0.04); fig.tight_layout(); return fig
 
 # %% ../nbs/04_evaluate.ipynb #47c929a2
+@stage_function
 def evaluate(p:EvalParams, # the stage's parameters
             )->dict:
     "Evaluate `p.weights` on `p.split`; write metrics, plot data and figures; return them."

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import pandas as pd
 from typing import Annotated
-from .core import at_least, one_of, StageParams
+from .core import at_least, one_of, StageParams, stage_function
 from .core import abs_path, get_logger, repo_root, ParamsError
 from .tables import pareto_front
 from .htmlpage import fig_img, page
@@ -148,6 +148,7 @@ def exp_show(root:Path, num:int=1)->list:
     "`dvc exp show --json` of the repository at `root` (DVC's own record of every experiment)."
     return json.loads(_dvc(['exp', 'show', '--json', '-n', str(num)], root))
 
+@stage_function
 def compare(p:CompareParams, # the parameters
             root:Path|None=None, # the repository (default: the one around the working directory)
            )->Path:

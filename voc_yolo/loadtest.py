@@ -9,7 +9,7 @@ from dataclasses import dataclass, asdict
 from pathlib import Path
 import yaml
 from typing import Annotated
-from .core import ParamsError, above, at_least, between, existing, StageParams
+from .core import ParamsError, above, at_least, between, existing, StageParams, stage_function
 from .core import abs_path, rel_path, repo_root, get_logger
 from .tables import write_json
 from .harness import ServiceProcess
@@ -152,6 +152,7 @@ def write_history(rows:list, path:Path)->Path:
         w = csv.DictWriter(fh, ['seconds', 'users', 'rps', 'failures_s', 'p50_ms', 'p95_ms', 'p99_ms']); w.writeheader(); w.writerows(rows)
     return path
 
+@stage_function
 def loadtest(p:LoadtestParams, # the stage's parameters
              root:Path|None=None, # repository root
             )->dict:

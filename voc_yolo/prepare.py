@@ -12,7 +12,7 @@ import cv2
 import yaml
 from PIL import Image
 from typing import Annotated
-from .core import at_least, between, either, existing, one_of, StageParams
+from .core import at_least, between, either, existing, one_of, StageParams, stage_function
 from .core import abs_path, rel_path, repo_root, cache_dir, get_logger, pil_open
 from .voc import VOC_NAMES, ISSUES, convert_one, run_chunked
 from .download import download_voc, find_devkit
@@ -202,6 +202,7 @@ def get_devkit(p:PrepareParams, root:Path)->Path:
         raise FileNotFoundError(f"source {p.source!r}: not 'synthetic', not 'voc' and not an existing folder (a VOCdevkit path)")
     return find_devkit(abs_path(local, root))
 
+@stage_function
 def prepare(p:PrepareParams, # the stage's parameters
             root:Path|None=None, # repository root
            )->dict:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 from typing import Annotated
-from .core import at_least, each, existing, multiple_of, one_of, StageParams
+from .core import at_least, each, existing, multiple_of, one_of, StageParams, stage_function
 from .core import abs_path, get_logger, offline_setup, ParamsError
 from .tables import write_csv, write_json
 from .weights import stage_imgsz, load_torch_model, export_onnx
@@ -154,6 +154,7 @@ def roof_warning(rows:list[dict])->str|None:
             "machine was busier than during the model runs. Rerun `dvc repro -f profile` on an otherwise idle machine.")
 
 # %% ../nbs/05_profile.ipynb #82316efd
+@stage_function
 def profile(p:ProfileParams, # the stage's parameters
            )->dict:
     "Model facts, the roofs, latency per backend and batch size, and a torch.profiler run; written to the stage's outputs."

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import matplotlib.pyplot as plt
 from typing import Annotated
-from .core import at_least, between, each, existing, multiple_of, one_of, StageParams
+from .core import at_least, between, each, existing, multiple_of, one_of, StageParams, stage_function
 from .core import abs_path, get_logger, offline_setup
 from .dataset import resolved_dataset_yaml, split_images, FEATURES_CSV
 from .tables import write_csv, write_json, pareto_front
@@ -176,6 +176,7 @@ def write_quantize_outputs(p:QuantizeParams, rows:list[dict], chosen:dict, deplo
     fig = pareto_plot(rows, chosen['variant']); fig.savefig(fig_dir/'pareto.png', dpi=90); plt.close(fig)
     return fig_dir/'pareto.png'
 
+@stage_function
 def quantize(p:QuantizeParams, # the stage's parameters
             )->dict:
     "Build and measure every variant, choose and copy the deployment model with its drift reference, write metrics and chart."

@@ -13,8 +13,8 @@ import pandas as pd, yaml
 import matplotlib
 import matplotlib.pyplot as plt
 from typing import Annotated
-from .core import existing, StageParams
-from .core import abs_path, repo_root, get_logger, ParamsError, PIPELINE
+from .core import existing, StageParams, stage_function
+from .core import abs_path, repo_root, get_logger, ParamsError, pipeline
 from .latency import cpu_info
 from .capacity import capacity
 from .htmlpage import fig_img, png_img, table, section, page
@@ -246,6 +246,7 @@ def experiments_link(p:ReportParams, root:Path, page_dir:Path)->str:
     return f'<a id="experiments" href="{href}" title="written by voc-yolo compare after a sweep">All experiments</a>'
 
 # %% ../nbs/07_report.ipynb #bf4ee3aa
+@stage_function
 def render_report(p:ReportParams, # the stage's parameters
                   root:Path|None=None, # repository root
                  )->Path:
@@ -254,7 +255,7 @@ def render_report(p:ReportParams, # the stage's parameters
     out = abs_path(p.out_html, root); out.parent.mkdir(parents=True, exist_ok=True)
     stages = abs_path(p.stages_dir, root)
     # not report.ipynb: it is being written
-    nbs = [stages/f'{s}.ipynb' for s in PIPELINE if s != 'report' and (stages/f'{s}.ipynb').is_file()]
+    nbs = [stages/f'{s}.ipynb' for s in pipeline(root) if s != 'report' and (stages/f'{s}.ipynb').is_file()]
     pages = [notebook_html(f, f.with_suffix('.html')) for f in nbs]
     ident = run_identity(root, abs_path(p.params_dir, root), abs_path(p.lock_file, root))
     parts = [('Run identity', 'identity', lambda: identity_section(ident)), ('Data', 'data', lambda: data_section(p, root)),

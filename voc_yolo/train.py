@@ -8,7 +8,7 @@ import csv, json, os, shutil, socket, subprocess, sys, uuid
 from dataclasses import dataclass, asdict, field
 from pathlib import Path
 from typing import Annotated
-from .core import Rule, above, at_least, existing, multiple_of, one_of, StageParams
+from .core import Rule, above, at_least, existing, multiple_of, one_of, StageParams, stage_function
 from .core import abs_path, cache_dir, get_logger, offline_setup, ParamsError
 from .dataset import resolved_dataset_yaml
 from .tables import METRIC_KEYS, write_json
@@ -274,6 +274,7 @@ def run_training(p:TrainParams, args:dict, model_arg:str, run_dir:Path, last:Pat
     model = YOLO(model_arg); model.train(trainer=trainer_for(args['device']), **args)
     return run, model.trainer.metrics
 
+@stage_function
 def train(p:TrainParams, # the stage's parameters
          )->dict:
     "Train (or resume) the run `p` describes; write weights, per-epoch CSV and metrics; return the metrics."

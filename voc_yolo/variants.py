@@ -151,7 +151,8 @@ def chosen_variants(backends:list[str], tag:str)->list[Variant]:
 def build_variants(p, # the quantize stage's params
                    data:Path, calib:np.ndarray, threads:int)->list[dict]:
     "Every chosen variant built (each model once, every model before the first runner), with its runner for timing."
-    b, chosen = Builds(p, data, calib), chosen_variants(p.backends, p.ort_format.lower())
+    b = Builds(p, data, calib)
+    chosen = chosen_variants(p.backends, b.tag)
     paths = [v.build(b) for v in chosen]  # no timing session or compile is held while the exporters calibrate
     return [dict(name=v.name, backend=v.backend, path=path, ov_precision=v.hint,
                  runner=v.runner(path, p.imgsz, threads, *([v.hint] if v.hint else []))) for v, path in zip(chosen, paths)]
