@@ -4,20 +4,21 @@
 
 # %% ../../nbs/10n_serve_shared.ipynb #abec9723
 from __future__ import annotations
-import hashlib, json, os, shutil, socket, tempfile, time, uuid
+import hashlib, json, os, re, shutil, socket, tempfile, time, uuid
 from pathlib import Path
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 from .uploads import NAME
 
 # %% auto #0
-__all__ = ['MANIFEST', 'CLAIM', 'StoreError', 'sha256', 'check_folder', 'SharedStore', 'publish', 'fetch', 'retire']
+__all__ = ['MANIFEST', 'CLAIM', 'VERSION', 'StoreError', 'sha256', 'check_folder', 'SharedStore', 'publish', 'fetch', 'retire']
 
 # %% ../../nbs/10n_serve_shared.ipynb #4f9ed71c
 MANIFEST, CLAIM = 'manifest.json', 'claim.json'
+VERSION = re.compile(r'[1-9][0-9]{0,8}')  # a version folder: ASCII digits in canonical form (no sign, no leading 0), below 10^9
 
 class StoreError(RuntimeError):
-    "A version in the store that cannot be served as its manifest says (a file missing, another size or digest)."
+    "The store, or a version in it, that cannot be served as it says (a file missing, another digest, the store gone)."
 
 def sha256(path:Path)->str:
     "The SHA-256 of a file, read in 1 MB blocks."
@@ -44,6 +45,7 @@ class SharedStore:
         key = hashlib.blake2b(url.encode(), digest_size=6).hexdigest()  # a folder: uploads are staged beside the versions (one disk)
         default = Path(self.root)/'.cache' if self.local else Path(tempfile.gettempdir())/f'voc-yolo-store-{key}'
         self.cache = Path(cache_dir) if cache_dir else default
+        self.ignored = None  # what the last scan left out (no <name>/<version>); None until a scan has listed the store
 
     def path(self, *parts)->str: return '/'.join([self.root, *map(str, parts)])
 
@@ -51,19 +53,23 @@ class SharedStore:
         "Every complete version by name, `{name: {version: its manifest's ETag or mtime}}`, from one fresh listing of the store."
         self.fs.invalidate_cache()  # s3fs caches listings: another replica's upload would stay unseen
         if self.local and os.path.exists(self.root) and not os.path.isdir(self.root): raise NotADirectoryError(f'{self.url}: not a folder')
-        try: found = self.fs.find(self.root, maxdepth=3, detail=True)
-        except FileNotFoundError: return {}
-        out = {}
+        try: found = self.fs.find(self.root, maxdepth=3, detail=True, on_error='raise')  # a refused listing is an error, not "empty"
+        except FileNotFoundError:
+            if self.ignored is not None: raise StoreError(f'{self.url}: gone (an earlier poll listed it)') from None
+            return {}  # a store no one has written to yet
+        out, self.ignored = {}, []
         for p, info in found.items():
             parts = p[len(self.root):].strip('/').split('/')
-            if len(parts) == 3 and parts[2] == MANIFEST and NAME.fullmatch(parts[0]) and parts[1].isdigit():
-                out.setdefault(parts[0], {})[int(parts[1])] = str(info.get('ETag') or info.get('mtime') or info.get('LastModified'))
+            if len(parts) != 3 or parts[2] != MANIFEST or parts[0].startswith('.'): continue  # .cache: the replicas' own
+            if not (NAME.fullmatch(parts[0]) and VERSION.fullmatch(parts[1])): self.ignored.append('/'.join(parts[:2])); continue
+            out.setdefault(parts[0], {})[int(parts[1])] = str(info.get('ETag') or info.get('mtime') or info.get('LastModified'))
         return out
 
     def taken(self, name:str)->list[int]:
-        "Every version number of `name` claimed so far, complete or not: none is taken twice."
-        try: return sorted(int(n) for p in self.fs.ls(self.path(name), detail=False) if (n := p.rstrip('/').rsplit('/', 1)[-1]).isdigit())
+        "Every version number of `name` claimed so far, complete or not: none is taken twice (what is no version is not counted)."
+        try: names = [p.rstrip('/').rsplit('/', 1)[-1] for p in self.fs.ls(self.path(name), detail=False)]
         except FileNotFoundError: return []
+        return sorted(int(n) for n in names if VERSION.fullmatch(n))
 
     def _create(self, path:str, data:bytes):
         "Write `path` only if nothing is there yet (else `FileExistsError`): `O_EXCL` on a disk, `If-None-Match` on S3."

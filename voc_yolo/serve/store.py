@@ -4,7 +4,7 @@
 
 # %% ../../nbs/10d_serve_store.ipynb #6fed5d81
 from __future__ import annotations
-import collections, contextlib, dataclasses, json, os, shutil, tempfile, threading, time, uuid
+import collections, contextlib, dataclasses, json, logging, os, shutil, tempfile, threading, time, uuid
 from pathlib import Path
 from fastapi import Request
 from ..runtime import Predictor, MicroBatcher
@@ -15,8 +15,10 @@ from .limits import TokenBucket
 from .uploads import UploadError, check_name, check_upload_files, check_contents
 from .shared import SharedStore, publish, fetch
 
+log = logging.getLogger('uvicorn.error')
+
 # %% auto #0
-__all__ = ['ServedModel', 'UnknownModel', 'ModelStore', 'publish_folder']
+__all__ = ['log', 'ServedModel', 'UnknownModel', 'ModelStore', 'publish_folder']
 
 # %% ../../nbs/10d_serve_store.ipynb #fbd95624
 @dataclasses.dataclass
@@ -48,7 +50,7 @@ class ModelStore:
         self._lock, self._writer, self._closed = threading.Lock(), threading.Lock(), threading.Event()
         self.ready, self.error, self.failed, self.draining = False, None, {}, False  # /ready; failed: {name: why it did not load}
         self.retired = collections.defaultdict(collections.deque)  # older versions still loaded, per name (requests may hold them)
-        self._seen, self._failed_at, self.poll_error, self.synced_at = None, {}, None, None
+        self._seen, self._failed_at, self.poll_error, self.synced_at, self.ignored = None, {}, None, None, []
 
     def _predictor(self, path:Path)->Predictor:
         return Predictor(path, threads=self.s.threads, streams=self.s.n_streams).warmup()
@@ -98,6 +100,10 @@ class ModelStore:
         with self._writer:
             found = {n: v for n, v in self.files.scan().items() if n != 'deploy'}  # 'deploy' is the pipeline's
             self.synced_at = time.time()
+            if (ignored := list(self.files.ignored or [])) != self.ignored and ignored:
+                log.warning(f'model store {self.files.url}: {len(ignored)} entries are no <name>/<version> (ASCII digits) '
+                            f'and are left out: {ignored[:5]}')
+            self.ignored = ignored
             if found == self._seen: return False
             for name, versions in sorted(found.items()):
                 newest, have = max(versions), self.models.get(name)
@@ -141,8 +147,8 @@ class ModelStore:
 
     def get(self, name:str)->ServedModel:
         "The served model called `name`, else `UnknownModel` (404) listing the names there are."
-        if name not in self.models: raise UnknownModel(f"no model named {name!r}; the models are {sorted(self.models)}")
-        return self.models[name]
+        if (m := self.models.get(name)) is None: raise UnknownModel(f"no model named {name!r}; the models are {sorted(self.models)}")
+        return m  # one look: a poll may unlist it between two
 
     def add(self, name:str, files:dict)->ServedModel:
         "Check an upload, load and warm it up in a folder of its own, then publish it to the store as the next version and serve it."

@@ -4,6 +4,7 @@
 
 # %% ../../../nbs/10i_serve_models.ipynb #bb2d9f7c
 from __future__ import annotations
+from datetime import datetime, timezone
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 from ..store import ModelStore
@@ -26,11 +27,15 @@ async def ready(store:ModelStore=Depends(get_store)):
     if store.error: return JSONResponse({'ready': False, 'detail': f"loading the models failed: {store.error}"}, 503)
     if not store.ready: return JSONResponse({'ready': False, 'detail': 'loading and warming up the models'}, 503)
     out = {'ready': 'deploy' in store.models, 'models': sorted(store.models), 'failed': dict(sorted(store.failed.items()))}
-    if store.poll_error: out['store_error'] = store.poll_error  # still ready: what is loaded is served
+    if store.poll_error:  # still ready: what is loaded is served
+        out['store_error'] = store.poll_error
+        out['store_ok_at'] = store.synced_at and datetime.fromtimestamp(store.synced_at, timezone.utc).isoformat(timespec='seconds')
+    if store.ignored: out['store_ignored'] = len(store.ignored)  # entries that are no <name>/<version>: logged, left out
     if out['ready']: return out
     return JSONResponse({**out, 'detail': f"the deployed model did not load: {store.failed.get('deploy')}"}, 503)
 
 @router.get('/models', response_model=list[ModelInfo|FailedModel])
 def models(store:ModelStore=Depends(get_store)):
     "Every model served (state `ready`), then every one that failed to load (state `failed`, with the error)."
-    return [x.info() for x in store.models.values()] + [dict(name=n, state='failed', error=e) for n, e in sorted(store.failed.items())]
+    served, failed = list(store.models.values()), sorted(store.failed.items())  # snapshots: a load or a poll may change them meanwhile
+    return [x.info() for x in served] + [dict(name=n, state='failed', error=e) for n, e in failed]
