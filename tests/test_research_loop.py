@@ -3,6 +3,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import yaml
 
@@ -22,7 +23,7 @@ def test_non_images_are_reported_as_such_and_nothing_is_pip_installed(small_devk
     (jpegs/'000001.jpg').write_text('this is a text file, not a photo\n')
     from PIL import Image
     Image.open(jpegs/'000002.jpg').save(jpegs/'000002.jpg', format='PNG')
-    (tmp_path/'settings.ini').touch()
+    (tmp_path/'settings.ini').touch(); shutil.copy(Path(__file__).parents[1]/'dvc.yaml', tmp_path)  # its dvc.yaml lists stages
     params = dict(source=str(dk), out_dir='ds', dataset_yaml='ds.yaml', workers=1, max_skipped=0.5,
                   metrics_path='data.json', quality_path='quality.json')
     (tmp_path/'data.yaml').write_text(yaml.safe_dump(params))
