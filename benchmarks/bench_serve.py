@@ -1,7 +1,7 @@
 """Benchmark: the inference service against the in-process limit and the seed project's pattern, on the same model
 file, the same JPEGs and the same cores, in one run.
 
-  (a) in process: decode + letterbox + infer + NMS with `voc_yolo.runtime.Predictor` and its `MicroBatcher`,
+  (a) in process: decode + letterbox + infer + NMS with `voc_yolo.runtime.Predictor` and `voc_yolo.batching.MicroBatcher`,
       16 threads each with one image in flight, the best of a few stream/thread/batch settings, no HTTP;
   (b) `voc-yolo serve` with those settings, at 1, 4 and 16 concurrent clients;
   (c) the seed pattern, FastAPI calling `ultralytics.YOLO(<same file>).predict` per request (benchmarks/bench_serve_seed.py).
@@ -122,7 +122,8 @@ def load_wrk(port: int, path: str, listing: Path, clients: int, seconds: float, 
 
 def in_process(model: Path, jpegs: list, streams: int, threads: int, max_batch: int, seconds: float, feeders: int = 16) -> dict:
     "Images/s of decode + letterbox + micro-batched inference + NMS, `feeders` threads each with one image in flight, no HTTP."
-    from voc_yolo.runtime import MicroBatcher, Predictor, decode_image
+    from voc_yolo.batching import MicroBatcher
+    from voc_yolo.runtime import Predictor, decode_image
     pred = Predictor(model, threads=threads, streams=streams).warmup(); batcher = MicroBatcher(pred, max_batch)
     end, counts = time.perf_counter() + seconds, [0] * feeders
     def work(k):

@@ -4,8 +4,7 @@
 
 # %% ../nbs/09_runtime.ipynb #f04c3afe
 from __future__ import annotations
-import ast, queue, threading, time
-from concurrent.futures import Future
+import ast, queue, time
 from dataclasses import dataclass
 from pathlib import Path
 import numpy as np
@@ -15,7 +14,7 @@ from .core import pil_open
 # %% auto #0
 __all__ = ['MAX_WH', 'NMS_PAIRWISE', 'CONF', 'IOU', 'ModelError', 'model_file', 'model_metadata', 'letterbox', 'to_tensor',
            'single_threaded_opencv', 'nms', 'decode', 'scale_boxes', 'ImageError', 'image_header', 'decode_image',
-           'Prepared', 'model_precision', 'Backend', 'Predictor', 'MicroBatcher']
+           'Prepared', 'model_precision', 'Backend', 'Predictor']
 
 # %% ../nbs/09_runtime.ipynb #d535f110
 class ModelError(ValueError):
@@ -262,39 +261,3 @@ class Predictor(Backend):
         self.check_head()
         for _ in range(n): self.predict_one(np.full((*self.imgsz, 3), 114, np.uint8))
         return self
-
-# %% ../nbs/09_runtime.ipynb #71f78b7e
-class MicroBatcher:
-    "Runs the single-image inferences that are waiting together as one batch, on `predictor.streams` threads."
-    def __init__(self, predictor:Predictor, # the model
-                 max_batch:int=8, # most images per inference (1: no batching)
-                 on_batch:callable=None, # called with (images, ms) after every inference, e.g. for metrics
-                ):
-        self.p, self.q, self.on_batch = predictor, queue.Queue(), on_batch
-        self.max_batch = 1 if predictor.dynamic else max_batch  # rectangular letterboxes differ in shape: one at a time
-        self.threads = [threading.Thread(target=self._loop, name=f'infer-{i}', daemon=True) for i in range(predictor.streams)]
-        for t in self.threads: t.start()
-
-    def submit(self, x:np.ndarray, then:callable)->Future:
-        "Queue one 1×3×H×W input; the future holds `then(output, ms per image)`, computed on the inference thread."
-        f = Future(); self.q.put((x, then, f)); return f
-
-    def _loop(self):
-        while (item := self.q.get()) is not None:
-            items = [item]
-            while len(items) < self.max_batch:  # take what is already waiting: no added delay when idle
-                try: nxt = self.q.get_nowait()
-                except queue.Empty: break
-                if nxt is None: self.q.put(None); break
-                items.append(nxt)
-            try:
-                t = time.perf_counter(); out = self.p.infer(np.concatenate([x for x, _, _ in items])); ms = (time.perf_counter() - t) * 1e3
-                if self.on_batch: self.on_batch(len(items), ms)
-                for (_, then, f), o in zip(items, out): f.set_result(then(o, ms / len(items)))
-            except Exception as e:  # noqa: BLE001 - every waiting request learns what went wrong
-                for _, _, f in items:
-                    if not f.done(): f.set_exception(e)
-
-    def close(self):
-        "Stop the inference threads once the queue is drained."
-        for _ in self.threads: self.q.put(None)

@@ -14,7 +14,8 @@ __all__ = ['REASONS', 'DECODABLE', 'ALLOWED', 'Refusal', 'reason_of', 'image_siz
 
 # %% ../../nbs/10_serve_limits.ipynb #85f52e1c
 REASONS = ('length_required', 'body_too_large', 'body_timeout', 'not_multipart', 'bad_multipart', 'too_many_parts', 'part_too_large',
-           'no_file', 'too_many_images', 'image_too_large', 'too_many_pixels', 'unsupported_format', 'bad_image', 'busy', 'unknown_model',
+           'no_file', 'too_many_images', 'image_too_large', 'too_many_pixels', 'unsupported_format', 'bad_image', 'busy', 'deadline',
+           'unloaded', 'unknown_model',
            'uploads_off', 'unauthorized', 'forbidden', 'bad_upload', 'unsupported_upload', 'name_taken', 'not_found',
            'method_not_allowed', 'invalid_parameter')
 

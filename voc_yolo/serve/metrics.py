@@ -40,7 +40,9 @@ class Metrics:
         self.refusals = Counter('voc_yolo_refusals_total', 'Requests refused (4xx), by reason: a fixed set (serve.limits.REASONS)',
                                 ['reason'], registry=r)
         for reason in REASONS: self.refusals.labels(reason)  # every series exists at 0: rate() and alerts see the first one
-        self.rejected = Counter('voc_yolo_rejected_total', 'Predict requests refused because the queue was full', registry=r)
+        self.pixels = Gauge('voc_yolo_pixels_in_flight', 'Pixels of the predict requests admitted and not answered', registry=r,
+                            multiprocess_mode='livesum')
+        self.rejected = Counter('voc_yolo_rejected_total', 'Predict requests refused: the queue or the pixel budget was full', registry=r)
         self.drift_score = Gauge('voc_yolo_drift_score',
                                  'Drift test p-value per feature (Evidently\'s drift score: low means the recent images differ from the '
                                  'reference)', ['model', 'feature'], registry=r, multiprocess_mode='livemostrecent')

@@ -12,6 +12,7 @@ import numpy as np
 from fastapi import Request
 from fastapi.responses import Response
 from ..runtime import decode_image
+from ..batching import BatcherClosed, BatcherFull
 from ..drift import image_features
 from .settings import Settings
 from .metrics import Metrics
@@ -26,8 +27,9 @@ __all__ = ['Admission', 'Decoder', 'finisher', 'Predictions', 'draw']
 
 # %% ../../nbs/10p_serve_predictions.ipynb #e86b3586
 class Admission:
-    "The predict requests in flight: one more than `max_queue` is refused with 503 at once, never queued; `with` holds a place."
-    def __init__(self, s:Settings, m:Metrics): self.s, self.m, self.pending = s, m, 0  # only the event loop's thread touches `pending`
+    "Predict requests in flight and the pixels they hold: a request over `max_queue` or the pixel budget gets 503 at once, never a queue."
+    def __init__(self, s:Settings, m:Metrics):  # only the event loop's thread touches `pending` and `pixels`
+        self.s, self.m, self.pending, self.pixels, self.budget = s, m, 0, 0, s.pixel_budget
 
     def __enter__(self):
         if self.pending >= self.s.max_queue:
@@ -38,6 +40,17 @@ class Admission:
 
     def __exit__(self, *exc): self.pending -= 1; self.m.queue.set(self.pending)
 
+    def hold(self, pixels:int)->int:
+        "Count a request's `pixels` (read from the headers, before decoding) in flight, or refuse it with 503 if they pass the budget."
+        if self.pixels + pixels > self.budget:
+            self.m.rejected.inc()
+            raise Refusal(f"busy: {self.pixels:,} pixels are in flight and {pixels:,} more would pass the budget of {self.budget:,} "
+                          f"(VOC_YOLO_MAX_INFLIGHT_PIXELS, from the memory limit); retry shortly", 503, 'busy',
+                          headers={'Retry-After': '1'})
+        self.pixels += pixels; self.m.pixels.set(self.pixels); return pixels
+
+    def release(self, pixels:int): self.pixels -= pixels; self.m.pixels.set(self.pixels)
+
 # %% ../../nbs/10p_serve_predictions.ipynb #66935267
 class Decoder:
     "A request's images: parsed and checked against the budgets, decoded, letterboxed; on the event loop when small, else in a thread."
@@ -47,9 +60,10 @@ class Decoder:
 
     def close(self): self.pool.shutdown(wait=False, cancel_futures=True)
 
-    def parse(self, body:bytes, content_type:str, timing:Timing)->tuple[list, int]:
+    def parse(self, body:bytes, content_type:str, timing:Timing, hop:bool=False)->tuple[list, int]:
         "The request's images, (name, bytes, header), within the budgets of parts, part size, count and pixels (on headers); the pixels."
         s = self.s
+        if hop: timing.lap('hop')
         data = multipart_files(body, content_type, max_files=s.max_images, max_parts=s.max_parts, max_part_bytes=int(s.max_part_mb * 2**20))
         headers = check_images(data, s.max_pixels, s.max_request_pixels)  # before any pixel is decoded
         timing.lap('parse'); return [(*d, h) for d, h in zip(data, headers)], sum(w * h for _, w, h in headers)
@@ -59,16 +73,13 @@ class Decoder:
         if hop: timing.lap('hop')
         return [self.prepare_one(model, *d, timing) for d in data]
 
-    def parse_and_decode(self, model:ServedModel, body:bytes, content_type:str, timing:Timing)->list:
-        "In a decode thread: parse, check, decode."
-        timing.lap('hop'); data, _ = self.parse(body, content_type, timing); return self.decode(model, data, timing)
-
-    async def prepare(self, model:ServedModel, body:bytes, content_type:str, timing:Timing)->list:
-        "A small request parsed and decoded on the event loop (a thread hop costs more than it does); the rest in a decode thread."
+    async def prepare(self, model:ServedModel, body:bytes, content_type:str, timing:Timing, admit:callable)->list:
+        "Parsed, `admit(pixels)`, then decoded: a small request on the event loop (a thread hop costs more), the rest in decode threads."
         s, in_thread = self.s, partial(asyncio.get_running_loop().run_in_executor, self.pool)
-        if len(body) > s.inline_kb * 1024: return await in_thread(self.parse_and_decode, model, body, content_type, timing)
-        data, pixels = self.parse(body, content_type, timing)
-        if pixels > s.inline_pixels: return await in_thread(self.decode, model, data, timing, True)
+        big = len(body) > s.inline_kb * 1024
+        data, pixels = await in_thread(self.parse, body, content_type, timing, True) if big else self.parse(body, content_type, timing)
+        admit(pixels)  # on the event loop, before any pixel is decoded
+        if big or pixels > s.inline_pixels: return await in_thread(self.decode, model, data, timing, True)
         return self.decode(model, data, timing)
 
     def prepare_one(self, model:ServedModel, name:str, raw:bytes, header:tuple, timing:Timing)->tuple:
@@ -110,13 +121,32 @@ class Predictions:
         body, content_type = await request.body(), request.headers.get('content-type', '')
         timing.lap('read')
         with self.admission:
-            prepared = await self.decoder.prepare(model, body, content_type, timing)
-            finish = partial(finisher, model, conf=q.conf, iou=q.iou, max_det=q.max_det)
-            results = await asyncio.gather(*(asyncio.wrap_future(model.batcher.submit(p.x, finish(name, p))) for name, _, p, _ in prepared))
+            held = []  # the pixels this request holds, given back however it ends
+            def admit(pixels): held.append(self.admission.hold(pixels))
+            try:
+                async with asyncio.timeout(self.s.request_timeout_s):  # a stuck model or decode: this request still ends
+                    prepared = await self.decoder.prepare(model, body, content_type, timing, admit)
+                    results = await self.inferred(model, prepared, q)
+            except TimeoutError: raise self.late(model) from None
+            finally:
+                if held: self.admission.release(held[0])
             timing.lap('wait')
             timing.split('wait', {'infer': sum(r['ms']['inference'] for r in results), 'nms': sum(r['ms']['postprocess'] for r in results)})
         self.record(model, prepared, results, q.conf)
         return model, [(img, r) for (_, img, *_), r in zip(prepared, results)], timing
+
+    async def inferred(self, model:ServedModel, prepared:list, q:PredictQuery)->list:
+        "Every image through the model's micro-batches; a version unloaded meanwhile, or too much waiting for it, is a 503."
+        finish = partial(finisher, model, conf=q.conf, iou=q.iou, max_det=q.max_det)
+        try: return await asyncio.gather(*(asyncio.wrap_future(model.batcher.submit(p.x, finish(name, p))) for name, _, p, _ in prepared))
+        except (BatcherClosed, BatcherFull) as e:
+            raise Refusal(f"{model.name} version {model.version}: {e}", 503, 'unloaded' if isinstance(e, BatcherClosed) else 'busy',
+                          headers={'Retry-After': '1'}) from None
+
+    def late(self, model:ServedModel)->Refusal:
+        "The answer to a request its deadline passed for: its futures were cancelled, so its images are not inferred later."
+        return Refusal(f"not answered within {self.s.request_timeout_s:g} s (VOC_YOLO_REQUEST_TIMEOUT_S): the model '{model.name}' is slow "
+                       f"or stuck; retry later", 503, 'deadline', headers={'Retry-After': '5'})
 
     def answer(self, content:bytes, media_type:str, timing:Timing)->Response:
         "The response, with the request's phases as a `Server-Timing` header and in the phase histogram."
@@ -133,7 +163,8 @@ class Predictions:
     async def drawn(self, model_name:str, request:Request, q:PredictQuery)->Response:
         "The answer of POST /predict/{model_name}/image: the last image as a JPEG with its boxes drawn."
         model, out, timing = await self.infer(model_name, request, q)
-        return self.answer(draw(*out[-1]), 'image/jpeg', timing)
+        jpeg = await asyncio.get_running_loop().run_in_executor(self.decoder.pool, draw, *out[-1])  # a 40 Mpx image: not on the loop
+        return self.answer(jpeg, 'image/jpeg', timing)
 
 # %% ../../nbs/10p_serve_predictions.ipynb #1bf79a01
 def draw(img:np.ndarray, result:dict)->bytes:

@@ -4,13 +4,49 @@
 
 # %% ../../nbs/10_serve_settings.ipynb #b35ead2a
 from __future__ import annotations
-import os, warnings
+import math, os, warnings
+from pathlib import Path
 from fastapi import Request
 from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # %% auto #0
-__all__ = ['Settings', 'SettingsError', 'broken_rule', 'load_settings']
+__all__ = ['BYTES_PER_PIXEL', 'cpu_quota', 'usable_cpus', 'memory_limit', 'Settings', 'SettingsError', 'broken_rule',
+           'load_settings']
+
+# %% ../../nbs/10_serve_settings.ipynb #5cbd1424
+BYTES_PER_PIXEL = 6  # an image in flight: 3 bytes decoded (BGR) + a copy where /image draws or a resize makes one
+
+def _own_cgroup(root:Path)->Path:
+    "This process's cgroup v2 folder (in a container with its own cgroup namespace: `root` itself)."
+    try: rel = next(l.split('::', 1)[1] for l in Path('/proc/self/cgroup').read_text().splitlines() if l.startswith('0::'))
+    except (OSError, StopIteration): return root
+    return root/rel.strip().lstrip('/')
+
+def _read(f:Path)->str|None:
+    try: return f.read_text().strip()
+    except OSError: return None
+
+def cpu_quota(root:Path=Path('/sys/fs/cgroup'), # where cgroups are mounted
+             )->float|None:
+    "CPUs the cgroup quota allows (`docker --cpus`, a pod's CPU limit): v2 `cpu.max`, else v1 `cpu.cfs_quota_us`; None when unlimited."
+    if (v2 := _read(_own_cgroup(root)/'cpu.max') or _read(root/'cpu.max')):
+        quota, period = (v2.split() + ['100000'])[:2]
+        return None if quota == 'max' else int(quota) / int(period)
+    quota, period = _read(root/'cpu/cpu.cfs_quota_us'), _read(root/'cpu/cpu.cfs_period_us')
+    return int(quota) / int(period) if quota and period and int(quota) > 0 else None
+
+def usable_cpus(root:Path=Path('/sys/fs/cgroup'))->int:
+    "CPUs this process may use: its affinity (`taskset`, `--cpuset-cpus`) capped by the cgroup quota, rounded up; at least 1."
+    n = len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else (os.cpu_count() or 1)
+    quota = cpu_quota(root)
+    return max(1, min(n, math.ceil(quota)) if quota else n)
+
+def memory_limit(root:Path=Path('/sys/fs/cgroup'))->int:
+    "Bytes this process may use: the cgroup's limit (v2 `memory.max`, v1 `memory.limit_in_bytes`), at most the machine's memory."
+    phys = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
+    limits = [_read(_own_cgroup(root)/'memory.max'), _read(root/'memory.max'), _read(root/'memory/memory.limit_in_bytes')]
+    return min([phys] + [int(v) for v in limits if v and v.isdigit()])  # 'max' (v2) and v1's huge number: no limit
 
 # %% ../../nbs/10_serve_settings.ipynb #6d53d4b2
 class Settings(BaseSettings):
@@ -48,6 +84,10 @@ class Settings(BaseSettings):
     threads: int = Field(1, ge=1, description='CPU threads per inference (streams × threads should not exceed the cores)')
     max_batch: int = Field(8, ge=1, description='most images one inference takes when requests wait together (1: no micro-batching)')
     max_queue: int = Field(64, ge=1, description='predict requests in flight; beyond this the service answers 503')
+    request_timeout_s: float = Field(30.0, gt=0, description='a predict request not answered this many seconds after its body arrived '
+                                                             'gets 503 with Retry-After (a slow or stuck model), never a hang')
+    max_inflight_pixels: int = Field(0, ge=0, description='pixels decoded at once, summed over the predict requests admitted; beyond '
+                                                          'this, 503 with Retry-After (0: derived from the memory limit)')
     keep_loaded: int = Field(2, ge=1, description='versions of one model kept in memory: the newest, and older ones that requests in '
                                                   'flight may hold (older versions are unloaded; their files stay)')
     drift_window: int = Field(500, ge=1, description='recent images per model kept for the drift tests (bounded memory)')
@@ -69,13 +109,21 @@ class Settings(BaseSettings):
             raise ValueError(f'drift_min_images: {self.drift_min_images} must be at most drift_window ({self.drift_window})')
         if self.max_request_pixels < self.max_pixels:  # or an image allowed alone would be refused
             raise ValueError(f'max_request_pixels: {self.max_request_pixels} must be at least max_pixels ({self.max_pixels})')
+        if 0 < self.max_inflight_pixels < self.max_request_pixels:  # or a request allowed alone would never be admitted
+            raise ValueError(f'max_inflight_pixels: {self.max_inflight_pixels} must be 0 or at least max_request_pixels '
+                             f'({self.max_request_pixels})')
         return self
 
     @property
-    def n_decode_threads(self)->int: return self.decode_threads or os.cpu_count() or 1
+    def n_decode_threads(self)->int: return self.decode_threads or usable_cpus()
 
     @property
-    def n_streams(self)->int: return self.streams or max(1, (os.cpu_count() or 1) // self.threads)
+    def n_streams(self)->int: return self.streams or max(1, usable_cpus() // self.threads)
+
+    @property
+    def pixel_budget(self)->int:
+        "`max_inflight_pixels`, or what half the memory limit holds at `BYTES_PER_PIXEL` (at least one whole request)."
+        return self.max_inflight_pixels or max(self.max_request_pixels, memory_limit() // 2 // BYTES_PER_PIXEL)
 
 # %% ../../nbs/10_serve_settings.ipynb #9e1803de
 class SettingsError(ValueError):

@@ -7,7 +7,8 @@ from __future__ import annotations
 import collections, contextlib, dataclasses, json, logging, os, shutil, tempfile, threading, time, uuid
 from pathlib import Path
 from fastapi import Request
-from ..runtime import Predictor, MicroBatcher
+from ..runtime import Predictor
+from ..batching import MicroBatcher
 from ..drift import DRIFT_REFERENCE, DriftMonitor, read_reference
 from .settings import Settings
 from .metrics import Metrics
@@ -60,8 +61,8 @@ class ModelStore:
         self.m.images.labels(name)  # the counter exists at 0 from the start: rate() and the no-predictions alert see it
         drift = DriftMonitor(read_reference(ref), self.s.drift_window, self.s.drift_min_images,
                              self.s.drift_alpha) if ref.is_file() else None
-        return ServedModel(name, version, origin, pred, MicroBatcher(pred, self.s.max_batch, lambda n, ms: hist.observe(n)), map50, drift,
-                           TokenBucket(self.s.drift_max_rate))
+        batcher = MicroBatcher(pred, self.s.max_batch, lambda n, ms: hist.observe(n), max_waiting=self.s.max_queue * self.s.max_images)
+        return ServedModel(name, version, origin, pred, batcher, map50, drift, TokenBucket(self.s.drift_max_rate))
 
     def close(self, timeout:float=60):
         "Stop polling and every model's inference threads, once a load in progress has finished (a backend torn down mid-load aborts)."

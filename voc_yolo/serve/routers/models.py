@@ -31,8 +31,12 @@ async def ready(store:ModelStore=Depends(get_store)):
         out['store_error'] = store.poll_error
         out['store_ok_at'] = store.synced_at and datetime.fromtimestamp(store.synced_at, timezone.utc).isoformat(timespec='seconds')
     if store.ignored: out['store_ignored'] = len(store.ignored)  # entries that are no <name>/<version>: logged, left out
-    if out['ready']: return out
-    return JSONResponse({**out, 'detail': f"the deployed model did not load: {store.failed.get('deploy')}"}, 503)
+    stalled = {n: round(t, 1) for n, m in list(store.models.items()) if (t := m.batcher.stalled_s()) > store.s.request_timeout_s}
+    if stalled: out['stalled'] = stalled  # seconds an inference has run, past the request deadline: a stuck backend
+    if out['ready'] and 'deploy' not in stalled: return out
+    why = (f"the deployed model's inference has run {stalled['deploy']} s, past VOC_YOLO_REQUEST_TIMEOUT_S: stuck?" if 'deploy' in stalled
+           else f"the deployed model did not load: {store.failed.get('deploy')}")
+    return JSONResponse({**out, 'ready': False, 'detail': why}, 503)
 
 @router.get('/models', response_model=list[ModelInfo|FailedModel])
 def models(store:ModelStore=Depends(get_store)):
