@@ -4,6 +4,7 @@
 
 # %% ../../nbs/10q_serve_deps.ipynb #bc63a550
 from __future__ import annotations
+import hmac
 from fastapi import Request
 from .settings import Settings
 from .metrics import Metrics
@@ -11,7 +12,7 @@ from .store import ModelStore
 from .predictions import Predictions
 
 # %% auto #0
-__all__ = ['get_settings', 'get_metrics', 'get_store', 'get_predictions']
+__all__ = ['get_settings', 'get_metrics', 'get_store', 'get_predictions', 'holds_token', 'get_trusted']
 
 # %% ../../nbs/10q_serve_deps.ipynb #c7dfdfd5
 async def get_settings(request:Request)->Settings:
@@ -29,3 +30,14 @@ async def get_store(request:Request)->ModelStore:
 async def get_predictions(request:Request)->Predictions:
     "The app's predict machinery."
     return request.app.state.predictions
+
+# %% ../../nbs/10q_serve_deps.ipynb #71eeca9a
+def holds_token(request:Request)->bool:
+    "Whether the request carries the service's bearer token (`Authorization: Bearer <token>`); with no token set, none does."
+    token = request.app.state.settings.token
+    scheme, _, given = request.headers.get('authorization', '').partition(' ')
+    return bool(token) and scheme.lower() == 'bearer' and hmac.compare_digest(given.encode(), token.encode())
+
+async def get_trusted(request:Request)->bool:
+    "Whether the client may see the store's address, file paths and raw errors: it holds the token."
+    return holds_token(request)

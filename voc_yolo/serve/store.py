@@ -147,8 +147,8 @@ class ModelStore:
         while not self._closed.wait(self.s.poll_s): self.poll()
 
     def get(self, name:str)->ServedModel:
-        "The served model called `name`, else `UnknownModel` (404) listing the names there are."
-        if (m := self.models.get(name)) is None: raise UnknownModel(f"no model named {name!r}; the models are {sorted(self.models)}")
+        "The served model called `name`, else `UnknownModel` (404), which points to GET /models (a store may hold thousands)."
+        if (m := self.models.get(name)) is None: raise UnknownModel(f"no model named {name[:64]!r}; GET /models lists the models served")
         return m  # one look: a poll may unlist it between two
 
     def add(self, name:str, files:dict)->ServedModel:

@@ -8,38 +8,45 @@ from datetime import datetime, timezone
 from fastapi import APIRouter, Depends
 from fastapi.responses import JSONResponse
 from ..store import ModelStore
-from ..deps import get_store
+from ..deps import get_store, get_trusted
 from ..schemas import ModelInfo, FailedModel
 
 # %% auto #0
-__all__ = ['router', 'health', 'ready', 'models']
+__all__ = ['router', 'HIDDEN', 'shown', 'health', 'ready', 'models']
 
 # %% ../../../nbs/10i_serve_models.ipynb #3ffc3fa3
 router = APIRouter()
+HIDDEN = 'details for a client with the token (VOC_YOLO_TOKEN)'  # what anonymous clients see in place of a path or raw error
+
+def shown(error:str, trusted:bool, what:str)->str:
+    "The error itself to a client with the token; to others only `what` went wrong."
+    return error if trusted else f'{what}; {HIDDEN}'
 
 @router.get('/health')
 async def health()->dict: return {'status': 'alive'}
 
 @router.get('/ready')
-async def ready(store:ModelStore=Depends(get_store)):
+async def ready(store:ModelStore=Depends(get_store), trusted:bool=Depends(get_trusted)):
     "200 once the deployed model is loaded and warmed up; the models served, and those that failed to load with why."
     if store.draining: return JSONResponse({'ready': False, 'detail': 'shutting down: finishing the requests in flight'}, 503)
-    if store.error: return JSONResponse({'ready': False, 'detail': f"loading the models failed: {store.error}"}, 503)
+    if store.error: return JSONResponse({'ready': False, 'detail': f"loading the models failed: {shown(store.error, trusted, 'error')}"},
+                                        503)
     if not store.ready: return JSONResponse({'ready': False, 'detail': 'loading and warming up the models'}, 503)
-    out = {'ready': 'deploy' in store.models, 'models': sorted(store.models), 'failed': dict(sorted(store.failed.items()))}
+    failed = {n: shown(e, trusted, 'did not load') for n, e in sorted(store.failed.items())}
+    out = {'ready': 'deploy' in store.models, 'models': sorted(store.models), 'failed': failed}
     if store.poll_error:  # still ready: what is loaded is served
-        out['store_error'] = store.poll_error
+        out['store_error'] = shown(store.poll_error, trusted, 'the store could not be read')
         out['store_ok_at'] = store.synced_at and datetime.fromtimestamp(store.synced_at, timezone.utc).isoformat(timespec='seconds')
     if store.ignored: out['store_ignored'] = len(store.ignored)  # entries that are no <name>/<version>: logged, left out
     stalled = {n: round(t, 1) for n, m in list(store.models.items()) if (t := m.batcher.stalled_s()) > store.s.request_timeout_s}
     if stalled: out['stalled'] = stalled  # seconds an inference has run, past the request deadline: a stuck backend
     if out['ready'] and 'deploy' not in stalled: return out
     why = (f"the deployed model's inference has run {stalled['deploy']} s, past VOC_YOLO_REQUEST_TIMEOUT_S: stuck?" if 'deploy' in stalled
-           else f"the deployed model did not load: {store.failed.get('deploy')}")
+           else 'the deployed model did not load' + (f": {store.failed.get('deploy')}" if trusted else f'; {HIDDEN}'))
     return JSONResponse({**out, 'ready': False, 'detail': why}, 503)
 
 @router.get('/models', response_model=list[ModelInfo|FailedModel])
-def models(store:ModelStore=Depends(get_store)):
-    "Every model served (state `ready`), then every one that failed to load (state `failed`, with the error)."
+def models(store:ModelStore=Depends(get_store), trusted:bool=Depends(get_trusted)):
+    "Every model served (state `ready`), then every one that failed to load (state `failed`, with the error for a client with the token)."
     served, failed = list(store.models.values()), sorted(store.failed.items())  # snapshots: a load or a poll may change them meanwhile
-    return [x.info() for x in served] + [dict(name=n, state='failed', error=e) for n, e in failed]
+    return [x.info() for x in served] + [dict(name=n, state='failed', error=shown(e, trusted, 'did not load')) for n, e in failed]
