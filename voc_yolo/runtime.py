@@ -91,6 +91,7 @@ def _apart(x1, y1, x2, y2, area, rows, cols, iou:float)->np.ndarray:
 def nms(boxes:np.ndarray, # (n, 4) xyxy
         scores:np.ndarray, # (n,)
         iou:float, # overlap above which the lower-scoring box goes
+        max_keep:int|None=None, # stop once this many are kept (`max_det`): the rest would be cut anyway
        )->np.ndarray:
     "Indices kept by greedy non-maximum suppression, highest score first (torchvision.ops.nms semantics)."
     order = np.argsort(-scores, kind='stable')
@@ -99,9 +100,9 @@ def nms(boxes:np.ndarray, # (n, 4) xyxy
         apart, keep = _apart(x1, y1, x2, y2, area, order[:, None], order, iou), np.ones(len(order), bool)
         for i in range(len(order)):
             if keep[i]: keep[i + 1:] &= apart[i, i + 1:]
-        return order[keep]
+        return order[keep][:max_keep]
     keep = []
-    while order.size:
+    while order.size and len(keep) != max_keep:  # each kept box costs one pass over the rest: at most `max_keep` passes
         keep.append(order[0]); order = order[1:][_apart(x1, y1, x2, y2, area, order[0], order[1:], iou)]
     return np.array(keep, dtype=np.int64)
 
@@ -118,7 +119,7 @@ def decode(out:np.ndarray, # one image's raw output, (4 + classes, anchors): cx,
     boxes = np.stack([cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2], 1)
     if len(best) > 30000:  # Ultralytics' max_nms
         top = np.argsort(-best, kind='stable')[:30000]; boxes, best, cls = boxes[top], best[top], cls[top]
-    i = nms(boxes + cls[:, None] * MAX_WH, best, iou)[:max_det]
+    i = nms(boxes + cls[:, None] * MAX_WH, best, iou, max_det)[:max_det]
     return np.concatenate([boxes[i], best[i, None], cls[i, None]], 1).astype(np.float32)
 
 def scale_boxes(det:np.ndarray, gain:tuple, pad:tuple, shape:tuple)->np.ndarray:

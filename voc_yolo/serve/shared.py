@@ -8,10 +8,11 @@ import hashlib, json, os, re, shutil, socket, tempfile, time, uuid
 from pathlib import Path
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
-from .uploads import NAME
+from .uploads import NAME, UploadError, check_contents, check_upload_files
 
 # %% auto #0
-__all__ = ['MANIFEST', 'CLAIM', 'VERSION', 'StoreError', 'sha256', 'check_folder', 'SharedStore', 'publish', 'fetch', 'retire']
+__all__ = ['MANIFEST', 'CLAIM', 'VERSION', 'StoreError', 'sha256', 'check_folder', 'check_listed', 'SharedStore', 'publish',
+           'fetch', 'retire']
 
 # %% ../../nbs/10n_serve_shared.ipynb #4f9ed71c
 MANIFEST, CLAIM = 'manifest.json', 'claim.json'
@@ -36,6 +37,16 @@ def check_folder(folder:Path, manifest:dict, where:str):
         if p.stat().st_size != want['size'] or sha256(p) != want['sha256']:
             raise StoreError(f'{where}/{f}: not the file the manifest names (size or SHA-256 differ)')
 
+def check_listed(folder:Path, manifest:dict, where:str):
+    "What an upload must be, checked again on what the store holds: the manifest lists every file, and the files pass the upload checks."
+    files = manifest.get('files')
+    if not isinstance(files, dict) or not files: raise StoreError(f'{where}/{MANIFEST}: lists no files')
+    unlisted = sorted(p.name for p in folder.iterdir() if p.name not in files and p.name not in (MANIFEST, CLAIM))
+    if unlisted: raise StoreError(f'{where}: {unlisted[:5]} are not in its manifest (nothing unlisted is loaded)')
+    data = {f: (folder/f).read_bytes() for f in files}
+    try: check_contents(data, check_upload_files(data))  # a pickle, an external-data ONNX, a hostile metadata.yaml
+    except UploadError as e: raise StoreError(f'{where}: {e}') from None
+
 # %% ../../nbs/10n_serve_shared.ipynb #91229cca
 class SharedStore:
     "The store's files at `url` (a folder, or any URL fsspec knows); uploads are staged, and remote versions downloaded, in `cache_dir`."
@@ -46,6 +57,7 @@ class SharedStore:
         default = Path(self.root)/'.cache' if self.local else Path(tempfile.gettempdir())/f'voc-yolo-store-{key}'
         self.cache = Path(cache_dir) if cache_dir else default
         self.ignored = None  # what the last scan left out (no <name>/<version>); None until a scan has listed the store
+        self._exclusive = True if self.local else None  # O_EXCL on a disk; elsewhere probed before the first claim
 
     def path(self, *parts)->str: return '/'.join([self.root, *map(str, parts)])
 
@@ -76,9 +88,23 @@ class SharedStore:
         self.fs.makedirs(path.rsplit('/', 1)[0], exist_ok=True)
         with self.fs.open(path, 'xb') as f: f.write(data)
 
+    def exclusive(self)->bool:
+        "Whether this store honours an exclusive create (a second create of a path fails): probed once, with an object of its own."
+        if self._exclusive is None:
+            probe = self.path('.probe', uuid.uuid4().hex)
+            self._create(probe, b'1')
+            try: self._create(probe, b'2'); self._exclusive = False  # MinIO or Ceph RGW that ignore If-None-Match
+            except FileExistsError: self._exclusive = True
+            finally: self.fs.rm_file(probe)
+        return self._exclusive
+
 # %% ../../nbs/10n_serve_shared.ipynb #52c79d92
 def publish(store:SharedStore, name:str, folder:Path)->int:
     "Copy a checked, loaded upload in `folder` into the store as the next version of `name`: the number, the files, the manifest last."
+    if not store.exclusive():
+        raise StoreError(f"{store.url}: this store ignores conditional writes (If-None-Match on PUT), so two replicas could claim the "
+                         f"same version; uploads and publish are refused on it (use a store that honours them, such as AWS S3, "
+                         f"GCS or a shared folder)")
     files = {p.name: p for p in sorted(folder.iterdir()) if p.is_file()}
     version = 1 + max(store.taken(name), default=0)
     claim = json.dumps({'host': socket.gethostname(), 'pid': os.getpid(), 'time': time.time()}).encode()
@@ -104,7 +130,7 @@ def fetch(store:SharedStore, name:str, version:int)->Path:
         except OSError:
             if not folder.is_dir(): raise  # else another thread fetched it first
         finally: shutil.rmtree(part, ignore_errors=True)
-    check_folder(folder, manifest, where)
+    check_folder(folder, manifest, where); check_listed(folder, manifest, where)
     return folder
 
 def retire(store:SharedStore, name:str, version:int):

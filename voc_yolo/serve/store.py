@@ -4,7 +4,7 @@
 
 # %% ../../nbs/10d_serve_store.ipynb #6fed5d81
 from __future__ import annotations
-import collections, contextlib, dataclasses, json, logging, os, shutil, tempfile, threading, time, uuid
+import collections, contextlib, dataclasses, json, logging, os, random, shutil, tempfile, threading, time, uuid
 from pathlib import Path
 from fastapi import Request
 from ..runtime import Predictor
@@ -14,12 +14,12 @@ from .settings import Settings
 from .metrics import Metrics
 from .limits import TokenBucket
 from .uploads import UploadError, check_name, check_upload_files, check_contents
-from .shared import SharedStore, publish, fetch
+from .shared import SharedStore, StoreError, publish, fetch
 
 log = logging.getLogger('uvicorn.error')
 
 # %% auto #0
-__all__ = ['log', 'ServedModel', 'UnknownModel', 'ModelStore', 'publish_folder']
+__all__ = ['log', 'MAX_BACKOFF_S', 'ServedModel', 'UnknownModel', 'ModelStore', 'publish_folder']
 
 # %% ../../nbs/10d_serve_store.ipynb #fbd95624
 @dataclasses.dataclass
@@ -39,6 +39,8 @@ class ServedModel:
         return dict(name=self.name, version=self.version, origin=self.origin, mAP50=self.map50, **p.describe(),
                     streams=p.streams, threads=p.threads, max_batch=self.batcher.max_batch, drift_reference=self.drift is not None)
 
+MAX_BACKOFF_S = 60  # the longest wait between two looks at a store that keeps failing
+
 class UnknownModel(LookupError):
     "A request named a model the store does not serve."
     status, reason = 404, 'unknown_model'
@@ -51,7 +53,9 @@ class ModelStore:
         self._lock, self._writer, self._closed = threading.Lock(), threading.Lock(), threading.Event()
         self.ready, self.error, self.failed, self.draining = False, None, {}, False  # /ready; failed: {name: why it did not load}
         self.retired = collections.defaultdict(collections.deque)  # older versions still loaded, per name (requests may hold them)
-        self._seen, self._failed_at, self.poll_error, self.synced_at, self.ignored = None, {}, None, None, []
+        self._seen, self.poll_error, self.synced_at, self.ignored = None, None, None, []
+        self.bad = collections.defaultdict(set)  # {name: versions that failed their checks or did not load}: never tried again
+        self.errors_in_a_row = 0  # polls that failed, or met a transient error, one after the other: the next waits longer
 
     def _predictor(self, path:Path)->Predictor:
         return Predictor(path, threads=self.s.threads, streams=self.s.n_streams).warmup()
@@ -90,11 +94,25 @@ class ModelStore:
         try: self._swap(self._served('deploy', 1, 'pipeline', self._predictor(deploy), map50))
         except Exception as e: self.failed['deploy'] = f'{deploy}: {type(e).__name__}: {e}'[:500]  # noqa: BLE001 - any backend error
 
-    def _load_version(self, name:str, version:int):
-        "Fetch, check, load and warm up one stored version, then list it; a failure is recorded in `failed`, and not retried."
-        try: self._swap(self._served(name, version, 'upload', self._predictor(fetch(self.files, name, version))))
-        except Exception as e:  # noqa: BLE001 - a missing file, a digest, any backend error
-            self.failed[name], self._failed_at[name] = f'{self.files.url}/{name}/{version}: {type(e).__name__}: {e}'[:500], version
+    def _load_version(self, name:str, version:int)->str|None:
+        "Fetch, check, load, warm up and list one stored version; why it failed, else None. A store that errors is not the version's fault."
+        try: self._swap(self._served(name, version, 'upload', self._predictor(fetch(self.files, name, version)))); return None
+        except Exception as e:  # noqa: BLE001 - a missing file, a digest, a check, any backend error
+            transient = isinstance(e, OSError) and not isinstance(e, FileNotFoundError)  # a timeout, a 5xx, a refused read
+            if not transient: self.bad[name].add(version)
+            return f'{self.files.url}/{name}/{version}: {type(e).__name__}: {e}'[:500]
+
+    def _serve_newest_good(self, name:str, versions:dict)->bool:
+        "Serve the newest version of `name` that loads, falling back past those that do not; whether a transient error may clear."
+        have, errors, transient = self.models.get(name), [], False
+        for v in sorted(versions, reverse=True):
+            if have is not None and have.version == v: break  # the newest good one is already served
+            if v in self.bad[name]: continue
+            if (err := self._load_version(name, v)) is None: break
+            errors.append(err); transient |= v not in self.bad[name]
+            if transient and have is not None: break  # the store errs: keep what is served, try again next poll
+        if errors: self.failed[name] = errors[0]  # the newest failure, also while an older version serves
+        return transient
 
     def sync(self)->bool:
         "Serve what the store holds now: each name's newest complete version, warmed up before it is listed; no name it no longer has."
@@ -106,12 +124,11 @@ class ModelStore:
                             f'and are left out: {ignored[:5]}')
             self.ignored = ignored
             if found == self._seen: return False
-            for name, versions in sorted(found.items()):
-                newest, have = max(versions), self.models.get(name)
-                if (have is None or have.version != newest) and self._failed_at.get(name) != newest: self._load_version(name, newest)
+            transient = [n for n, versions in sorted(found.items()) if self._serve_newest_good(n, versions)]
             for name in [n for n, m in self.models.items() if m.origin == 'upload' and n not in found]: self._unlist(name)  # all retired
             for name in [n for n in self.failed if n != 'deploy' and n not in found]: del self.failed[name]
-            self._seen = found
+            self._seen = None if transient else found  # a version the store failed to give: compared again next poll
+            if transient: raise StoreError(f'{len(transient)} versions could not be fetched: {self.failed[transient[0]]}')
             return True
 
     def load(self)->ModelStore:
@@ -122,9 +139,16 @@ class ModelStore:
 
     def poll(self):
         "One `sync`; a store that cannot be read is reported in /ready and `voc_yolo_store_polls_total`, and what is loaded stays served."
-        try: self.sync(); self.poll_error = None; self.m.store_polls.labels('ok').inc()
+        try: self.sync(); self.poll_error, self.errors_in_a_row = None, 0; self.m.store_polls.labels('ok').inc()
         except Exception as e:  # noqa: BLE001 - the store unreachable, a listing refused
             self.poll_error = f'{self.files.url}: {type(e).__name__}: {e}'[:500]; self.m.store_polls.labels('error').inc()
+            self.errors_in_a_row += 1
+            log.warning(f'model store: {self.poll_error}; what is loaded stays served, next look in {self.next_poll_s():.1f} s')
+
+    def next_poll_s(self)->float:
+        "`poll_s`, doubled after each failed poll in a row up to `MAX_BACKOFF_S`, with ±10% jitter (replicas do not poll in step)."
+        s = self.s.poll_s * 2 ** min(self.errors_in_a_row, 16)
+        return min(s, max(MAX_BACKOFF_S, self.s.poll_s)) * random.uniform(0.9, 1.1)
 
     def _retire(self, old:ServedModel|None):
         "Keep the replaced version loaded for requests that hold it; unload the oldest beyond `keep_loaded` versions per name."
@@ -144,7 +168,7 @@ class ModelStore:
         return t
 
     def _poll_forever(self):
-        while not self._closed.wait(self.s.poll_s): self.poll()
+        while not self._closed.wait(self.next_poll_s()): self.poll()
 
     def get(self, name:str)->ServedModel:
         "The served model called `name`, else `UnknownModel` (404), which points to GET /models (a store may hold thousands)."
@@ -166,7 +190,8 @@ class ModelStore:
             # noqa: BLE001 - any backend error
             except Exception as e: raise UploadError(f"the model does not load as a YOLOv8 detector: {e}") from None
             with self._writer:  # a poll never lists an older version after this one
-                version = publish(self.files, name, tmp)  # the files, then the manifest: a replica sees none or all
+                try: version = publish(self.files, name, tmp)  # the files, then the manifest: a replica sees none or all
+                except (StoreError, OSError) as e: raise UploadError(f'the model store cannot take it: {e}', 503) from None
                 if not self.files.local:  # what was uploaded is what a download would give: the cached copy
                     cached = self.files.cache/name/str(version); cached.parent.mkdir(parents=True, exist_ok=True)
                     shutil.rmtree(cached, ignore_errors=True)  # a stale copy (a store emptied since): this replica just claimed the number
