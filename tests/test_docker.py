@@ -113,3 +113,38 @@ def test_serve_image_runs_hardened_as_non_root_without_torch(docker, container):
     assert r.returncode != 0 and "No module named 'ultralytics'" in r.stderr
     env = sh(docker, 'exec', container['id'], 'env', check=True).stdout
     assert 'VOC_YOLO_DEPLOY=/models/deploy' in env and 'VOC_YOLO_THREADS=1' in env
+
+
+def test_a_2g_2cpu_container_answers_64_huge_images_with_503s_not_an_oom_kill(docker, image, tiny_run):
+    "64 concurrent 40-Mpx PNGs (about 7.7 GB decoded) into `--memory 2g --cpus 2`: the pixel budget admits what fits, the rest get 503."
+    from concurrent.futures import ThreadPoolExecutor
+    port, deploy = free_port(), tiny_run['repo']/'models/deploy'
+    cid = sh(docker, 'run', '-d', '--memory', '2g', '--cpus', '2', '-p', f'127.0.0.1:{port}:8000', '-v', f'{deploy}:/models/deploy:ro',
+             image['name'], check=True).stdout.strip()
+    try:
+        url = f'http://127.0.0.1:{port}'
+        for _ in range(120):
+            try:
+                if urllib.request.urlopen(f'{url}/ready', timeout=2).status == 200: break
+            except OSError: time.sleep(0.5)
+        else: raise AssertionError('not ready in 60 s:\n' + sh(docker, 'logs', cid).stderr[-3000:])
+        probe = ('from voc_yolo.serve.settings import *; s = Settings(); '
+                 'print(cpu_quota(), memory_limit(), s.pixel_budget, s.n_decode_threads)')
+        quota, limit, budget, threads = sh(docker, 'exec', cid, 'python', '-c', probe, check=True).stdout.split()
+        assert (float(quota), int(limit), int(budget)) == (2.0, 2 * 2**30, 2**30 // 6), (quota, limit, budget)
+        assert int(threads) <= 2, threads  # the CPUs the container may use, not the host's
+        body, ctype = multipart(('huge.png', cv2.imencode('.png', np.full((5000, 8000, 3), 90, np.uint8))[1].tobytes()))
+        def ask(_):
+            req = urllib.request.Request(f'{url}/predict', data=body, headers={'Content-Type': ctype}, method='POST')
+            try:
+                with urllib.request.urlopen(req, timeout=300) as r: return r.status
+            except urllib.error.HTTPError as e: return e.code
+        with ThreadPoolExecutor(64) as pool: codes = list(pool.map(ask, range(64)))
+        state = json.loads(sh(docker, 'inspect', '-f', '{{json .State}}', cid, check=True).stdout)
+        peak = sh(docker, 'exec', cid, 'sh', '-c', 'cat /sys/fs/cgroup/memory.peak || cat /sys/fs/cgroup/memory/memory.max_usage_in_bytes')
+        peak = f'{int(peak.stdout) / 2**20:.0f} MiB' if peak.stdout.strip().isdigit() else 'not readable'  # cgroup v2, else v1
+        print(f"64 requests of 40 Mpx: {codes.count(200)} answered, {codes.count(503)} refused with 503; container memory peak {peak}")
+        assert not state['OOMKilled'] and state['Running'], state
+        assert set(codes) <= {200, 503} and codes.count(200) >= 1 and codes.count(503) >= 1, codes
+        assert urllib.request.urlopen(f'{url}/ready', timeout=5).status == 200  # still serving
+    finally: sh(docker, 'rm', '-f', '-v', cid)
