@@ -2,6 +2,7 @@
 on python:3.11-slim-bookworm or a base made of Debian packages, run on a loopback port with the tiny pipeline's model,
 answering what the in-process runtime answers, as a non-root user without torch."""
 import json, time, urllib.request
+from contextlib import contextmanager
 
 import cv2
 import numpy as np
@@ -38,11 +39,12 @@ def image(serve_image):
     return serve_image
 
 
-@pytest.fixture
-def container(docker, image, tiny_run):
-    port, deploy = free_port(), tiny_run['repo']/'models/deploy'
-    cid = sh(docker, 'run', '-d', '--health-interval=1s', '-p', f'127.0.0.1:{port}:8000', '-v', f'{deploy}:/models/deploy:ro',
-             '-e', 'VOC_YOLO_THREADS=1', '-e', f'VOC_YOLO_TOKEN={TOKEN}', *compose_hardening(), image['name'], check=True).stdout.strip()
+@contextmanager
+def running(docker, image, deploy, *flags):
+    "The serve image in a container with `deploy` mounted as its model, once /ready answers 200: (id, url); removed afterwards."
+    port = free_port()
+    cid = sh(docker, 'run', '-d', '-p', f'127.0.0.1:{port}:8000', '-v', f'{deploy}:/models/deploy:ro', *flags, image['name'],
+             check=True).stdout.strip()
     try:
         url = f'http://127.0.0.1:{port}'
         for _ in range(120):
@@ -50,9 +52,17 @@ def container(docker, image, tiny_run):
                 if urllib.request.urlopen(f'{url}/ready', timeout=2).status == 200: break
             except OSError: time.sleep(0.5)
         else: raise AssertionError('not ready in 60 s:\n' + sh(docker, 'logs', cid).stderr[-3000:])
+        yield cid, url
+    finally: sh(docker, 'rm', '-f', '-v', cid)
+
+
+@pytest.fixture
+def container(docker, image, tiny_run):
+    deploy = tiny_run['repo']/'models/deploy'
+    flags = ['--health-interval=1s', '-e', 'VOC_YOLO_THREADS=1', '-e', f'VOC_YOLO_TOKEN={TOKEN}', *compose_hardening()]
+    with running(docker, image, deploy, *flags) as (cid, url):
         yield dict(id=cid, url=url, deploy=deploy, images=sorted((tiny_run['repo']/'data/voc_yolo/images/test').iterdir()),
                    onnx=tiny_run['repo']/'runs/quantize/onnx/best.onnx')
-    finally: sh(docker, 'rm', '-f', '-v', cid)
 
 
 def test_serve_image_is_small_and_answers_like_the_runtime(docker, image, container):
@@ -118,16 +128,7 @@ def test_serve_image_runs_hardened_as_non_root_without_torch(docker, container):
 def test_a_2g_2cpu_container_answers_64_huge_images_with_503s_not_an_oom_kill(docker, image, tiny_run):
     "64 concurrent 40-Mpx PNGs (about 7.7 GB decoded) into `--memory 2g --cpus 2`: the pixel budget admits what fits, the rest get 503."
     from concurrent.futures import ThreadPoolExecutor
-    port, deploy = free_port(), tiny_run['repo']/'models/deploy'
-    cid = sh(docker, 'run', '-d', '--memory', '2g', '--cpus', '2', '-p', f'127.0.0.1:{port}:8000', '-v', f'{deploy}:/models/deploy:ro',
-             image['name'], check=True).stdout.strip()
-    try:
-        url = f'http://127.0.0.1:{port}'
-        for _ in range(120):
-            try:
-                if urllib.request.urlopen(f'{url}/ready', timeout=2).status == 200: break
-            except OSError: time.sleep(0.5)
-        else: raise AssertionError('not ready in 60 s:\n' + sh(docker, 'logs', cid).stderr[-3000:])
+    with running(docker, image, tiny_run['repo']/'models/deploy', '--memory', '2g', '--cpus', '2') as (cid, url):
         probe = ('from voc_yolo.serve.settings import *; s = Settings(); '
                  'print(cpu_quota(), memory_limit(), s.pixel_budget, s.n_decode_threads)')
         quota, limit, budget, threads = sh(docker, 'exec', cid, 'python', '-c', probe, check=True).stdout.split()
@@ -147,4 +148,3 @@ def test_a_2g_2cpu_container_answers_64_huge_images_with_503s_not_an_oom_kill(do
         assert not state['OOMKilled'] and state['Running'], state
         assert set(codes) <= {200, 503} and codes.count(200) >= 1 and codes.count(503) >= 1, codes
         assert urllib.request.urlopen(f'{url}/ready', timeout=5).status == 200  # still serving
-    finally: sh(docker, 'rm', '-f', '-v', cid)

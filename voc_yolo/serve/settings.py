@@ -27,10 +27,14 @@ def _read(f:Path)->str|None:
     try: return f.read_text().strip()
     except OSError: return None
 
+def _v2(root:Path, name:str)->str|None:
+    "A cgroup v2 file of this process's own cgroup, else of the root (a container's own namespace)."
+    return _read(_own_cgroup(root)/name) or _read(root/name)
+
 def cpu_quota(root:Path=Path('/sys/fs/cgroup'), # where cgroups are mounted
              )->float|None:
     "CPUs the cgroup quota allows (`docker --cpus`, a pod's CPU limit): v2 `cpu.max`, else v1 `cpu.cfs_quota_us`; None when unlimited."
-    if (v2 := _read(_own_cgroup(root)/'cpu.max') or _read(root/'cpu.max')):
+    if (v2 := _v2(root, 'cpu.max')):
         quota, period = (v2.split() + ['100000'])[:2]
         return None if quota == 'max' else int(quota) / int(period)
     quota, period = _read(root/'cpu/cpu.cfs_quota_us'), _read(root/'cpu/cpu.cfs_period_us')
@@ -45,7 +49,7 @@ def usable_cpus(root:Path=Path('/sys/fs/cgroup'))->int:
 def memory_limit(root:Path=Path('/sys/fs/cgroup'))->int:
     "Bytes this process may use: the cgroup's limit (v2 `memory.max`, v1 `memory.limit_in_bytes`), at most the machine's memory."
     phys = os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
-    limits = [_read(_own_cgroup(root)/'memory.max'), _read(root/'memory.max'), _read(root/'memory/memory.limit_in_bytes')]
+    limits = [_v2(root, 'memory.max'), _read(root/'memory/memory.limit_in_bytes')]
     return min([phys] + [int(v) for v in limits if v and v.isdigit()])  # 'max' (v2) and v1's huge number: no limit
 
 # %% ../../nbs/10_serve_settings.ipynb #6d53d4b2
