@@ -69,15 +69,18 @@ def test_serve_image_is_small_and_answers_like_the_runtime(docker, image, contai
     from voc_yolo.runtime import Predictor
     assert image['size'] < 700e6, f"{image['size'] / 1e6:.0f} MB"
     pred = Predictor(container['deploy'], threads=1)
-    for f in container['images'][:4]:
+    compared = 0
+    for f in container['images'][:4]:  # conf 1e-4: a 2-epoch 64 px model finds little at a useful threshold
         body, ctype = multipart((f.name, f.read_bytes()))
-        req = urllib.request.Request(f"{container['url']}/predict/deploy?conf=0.05", data=body, headers={'Content-Type': ctype})
+        req = urllib.request.Request(f"{container['url']}/predict/deploy?conf=0.0001", data=body, headers={'Content-Type': ctype})
         with urllib.request.urlopen(req, timeout=30) as r: got = json.loads(r.read())['images'][0]['detections']
-        want = pred.predict_one(cv2.imread(str(f)), conf=0.05)['detections']
-        assert [d['class_id'] for d in got] == [d['class_id'] for d in want], f.name
-        if want:
-            assert np.allclose([d['box'] for d in got], [d['box'] for d in want], atol=0.5), f.name
-            assert np.allclose([d['confidence'] for d in got], [d['confidence'] for d in want], atol=1e-3), f.name
+        want = pred.predict_one(cv2.imread(str(f)), conf=1e-4)['detections']
+        assert len(got) == len(want) and [d['class_id'] for d in got] == [d['class_id'] for d in want], f.name
+        assert np.allclose([d['box'] for d in got], [d['box'] for d in want], atol=0.5), f.name
+        assert np.allclose([d['confidence'] for d in got], [d['confidence'] for d in want], atol=1e-3), f.name
+        compared += len(want)
+    print(f'{compared} detections compared on 4 images')
+    assert compared >= 20, f'only {compared} detections compared: the comparison tests too little'
     for _ in range(30):  # the HEALTHCHECK (on /ready) reports healthy
         if sh(docker, 'inspect', '-f', '{{.State.Health.Status}}', container['id']).stdout.strip() == 'healthy': break
         time.sleep(1)

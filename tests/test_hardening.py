@@ -41,11 +41,11 @@ def test_every_attack_is_refused_with_its_reason_at_bounded_cost(deployed, tmp_p
     for attack, (status, msg) in EXPECTED.items():
         r = rows[attack]
         assert r['status'] == status and msg in r['detail'], (attack, r)
+    # closed by the server (VOC_YOLO_HEADER_TIMEOUT_S=2), not held until the client gave up after 15 s; how soon is
+    # `make attacks`' figure, as is the worst /health latency: wall-clock bounds that a busy machine breaks are no test
     assert rows['headers that never end']['status'].startswith('closed after'), rows['headers that never end']
-    assert float(rows['headers that never end']['status'].split()[2]) < 4  # VOC_YOLO_HEADER_TIMEOUT_S=2
     for attack, r in rows.items():
         assert r['alive'] and r['rss_peak_mb'] < 64, (attack, r)  # the tile bomb alone took +262 MB before
-        assert r['health_worst_ms'] < 500, (attack, r)  # 100,000 parts parsed on the event loop held /health for ~1 s before
 
 
 def test_a_short_soak_serves_every_valid_request_while_attacks_rotate(deployed, tmp_path):
@@ -53,21 +53,30 @@ def test_a_short_soak_serves_every_valid_request_while_attacks_rotate(deployed, 
     print({k: v for k, v in s.items() if k != 'rss_mb'})
     assert s['valid_requests'] > 50 and s['valid_failed'] == 0, s
     assert s['attacks'] >= len(EXPECTED) and not [st for st in s['attack_statuses'] if st in ('200', '201', '500')], s
-    assert s['rss_growth'] <= 0.15 and s['health_p99_ms'] < 100, s
+    assert s['rss_growth'] <= 0.15, s  # memory, not time: /health's p99 is `make soak`'s figure (its targets_met)
+
+
+def in_flight(svc)->float:
+    "Predict requests the service has admitted and not answered (its voc_yolo_queue_depth gauge)."
+    text = requests.get(f'{svc.url}/metrics', timeout=10).text
+    return float(next(x for x in text.splitlines() if x.startswith('voc_yolo_queue_depth ')).split()[1])
 
 
 def test_sigterm_lets_requests_in_flight_finish_then_exits_0(deployed, tmp_path):
-    jpg = deployed['images'][0].read_bytes()
+    import cv2
+    jpg = cv2.imencode('.jpg', cv2.resize(cv2.imread(str(deployed['images'][0])), (1600, 1200)))[1].tobytes()
     svc = ServiceProcess(tmp_path/'serve.log', flags=('--deploy', str(deployed['deploy']), '--models', str(tmp_path/'store'),
                                                       '--streams', '1', '--max-batch', '1')).start().wait_ready()
-    answers, files = [], [('file', (f'{i}.jpg', jpg)) for i in range(16)]  # 16 images: a request that takes a while
+    answers, files = [], [('file', (f'{i}.jpg', jpg)) for i in range(16)]  # 16 2-Mpx images: a request that takes a while
 
     def ask():
         try: answers.append(requests.post(f'{svc.url}/predict/deploy', files=files, timeout=60).status_code)
         except requests.RequestException as e: answers.append(type(e).__name__)
     clients = [threading.Thread(target=ask) for _ in range(6)]
     for c in clients: c.start()
-    time.sleep(0.3)  # in flight
+    deadline = time.monotonic() + 60
+    while (n := in_flight(svc)) + len(answers) < 6: assert time.monotonic() < deadline, 'the requests never arrived'; time.sleep(0.02)
+    assert n >= 1, 'every request was answered before SIGTERM: nothing in flight to let finish'
     svc.proc.send_signal(signal.SIGTERM); t = time.perf_counter()
     for c in clients: c.join(60)
     code = svc.proc.wait(60); svc.stop()

@@ -1,6 +1,8 @@
 "The loadtest stage end to end: a real `voc-yolo serve`, real Locust users, on the tiny pipeline's deployed model."
 import csv, json, subprocess
 
+import yaml
+
 from helpers import run
 
 
@@ -29,7 +31,10 @@ def test_loadtest_stage_in_the_pipeline(tiny_run):
     assert 'Drifted Columns' in html and 'K-S p_value' in html and 'brightness' in html  # Evidently's data-drift report
     assert (repo/'reports/loadtest/locust.html').stat().st_size > 10_000
     assert 'Application startup complete' in (repo/'reports/loadtest/service.log').read_text()
-    assert 'loadtest' in run('dvc status', repo).stdout or 'up to date' in run('dvc status', repo).stdout.lower()
+    lock = yaml.safe_load((repo/'dvc.lock').read_text())['stages']
+    assert 'loadtest' in lock and lock['loadtest']['outs'], lock.keys()  # DVC recorded the stage's run
+    status = run('dvc status loadtest', repo).stdout
+    assert 'up to date' in status.lower() and 'changed' not in status, status  # its outputs are what the lock says
 
 
 def test_loadtest_fails_naming_the_metric_and_stops_the_service(tiny_run, tmp_path):

@@ -56,3 +56,25 @@ def test_deployed_model_carries_its_input_size_and_class_names(tiny_run):
     names = yaml.safe_load((repo/'data/voc_yolo.yaml').read_text())['names']
     assert meta['imgsz'] == [64, 64] and meta['names'] == names, meta
     assert json.loads((repo/'models/deploy.json').read_text())['imgsz'] == 64
+
+
+def test_the_accuracy_budget_rules_out_every_variant_past_it():
+    """On the committed pipeline's measured rows (the tiny run's budget of 1.0 admits every variant): the variant chosen
+    under the project's budget is the one deployed, and a budget just under a variant's mAP50 drop never chooses it."""
+    import yaml
+    from voc_yolo.core import repo_root
+    from voc_yolo.quantize import choose_deployment, REFERENCE
+    root = repo_root()
+    q = json.loads((root/'metrics/quantize.json').read_text())
+    rows = [{'variant': k, **v} for k, v in q['variants'].items()]
+    budget = yaml.safe_load((root/'params/quantize.yaml').read_text())['accuracy_budget']
+    assert choose_deployment(rows, budget=budget)['variant'] == q['deployed']
+    ref = q['variants'][REFERENCE]['mAP50']
+    drops = {r['variant']: ref - r['mAP50'] for r in rows if r['variant'] != REFERENCE}
+    tried = 0
+    for v, d in drops.items():
+        if d <= 0 or not any(o < d for o in drops.values()): continue  # within every budget, or nothing would remain
+        chosen = choose_deployment(rows, budget=d - 1e-6)
+        assert chosen['variant'] != v and ref - chosen['mAP50'] < d, (v, d, chosen['variant'])
+        tried += 1
+    assert tried >= 2, drops  # the committed rows differ in accuracy: the rule was exercised
