@@ -13,7 +13,7 @@ setup_cfg = {o: cfg[o] for o in cfg_keys}
 
 licenses = {'apache2': 'Apache-2.0'}  # SPDX expressions (license classifiers are deprecated)
 statuses = ['1 - Planning', '2 - Pre-Alpha', '3 - Alpha', '4 - Beta', '5 - Production/Stable', '6 - Mature', '7 - Inactive']
-py_versions = '3.10 3.11 3.12'.split()
+py_versions = ['3.11']  # what CI installs with the lock and tests (tests.yaml); a version is added with its leg
 
 requirements = shlex.split(cfg.get('requirements', ''))
 dev_requirements = shlex.split(cfg.get('dev_requirements', ''))
@@ -33,7 +33,8 @@ setuptools.setup(
     classifiers=['Development Status :: ' + statuses[int(cfg['status'])],
                  'Intended Audience :: ' + cfg['audience'].title(),
                  'Natural Language :: ' + cfg['language'].title()]
-                + ['Programming Language :: Python :: ' + o for o in py_versions[py_versions.index(min_python):]],
+                + ['Programming Language :: Python :: ' + o for o in py_versions[py_versions.index(min_python):]]
+                + ['Operating System :: POSIX :: Linux'],  # the lock's platform (Linux x86_64), the one CI tests
     url=cfg['git_url'],
     packages=setuptools.find_packages(include=[cfg['lib_name'], cfg['lib_name'] + '.*']),
     include_package_data=True,

@@ -72,8 +72,20 @@ def test_the_environment_matches_the_lock():
     lock = locked()
     installed = {re.sub(r'[-_.]+', '-', d.metadata['Name']).lower(): d.version for d in distributions()}
     tools = ('pip', 'setuptools', 'wheel')  # the installer's own, upgraded by make install before the lock applies
-    off = {n: (installed[n], v) for n, v in lock.items() if n in installed and installed[n] != v and n not in tools}
+    off = {n: (installed[n], v) for n, v in lock.items() if n in installed and not pinned_by(v, installed[n]) and n not in tools}
     assert not off, f'installed != locked: {off}'
+
+
+def pinned_by(locked:str, installed:str)->bool:
+    "Whether `installed` satisfies the lock's `==locked`, as pip judges it: a local label (torch 2.14.1+cpu) still matches."
+    from packaging.specifiers import SpecifierSet
+    return SpecifierSet(f'=={locked}').contains(installed, prereleases=True)
+
+
+def test_a_local_build_label_matches_its_locked_version():
+    "The CPU index's torch (2.14.1+cpu, the `full` job's) is the locked 2.14.1; another release is not."
+    assert pinned_by('2.14.1', '2.14.1+cpu') and pinned_by('2.14.1', '2.14.1')
+    assert not pinned_by('2.14.1', '2.14.2') and not pinned_by('2.14.1', '2.14.1.post1')
 
 
 def test_readme_is_generated_from_index():

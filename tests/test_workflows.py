@@ -168,3 +168,18 @@ def test_deploy_model_rollouts_say_what_they_skip_and_fail_loudly_when_set_up_wr
     r = run_step(k8s, ROOT, k8s_env, check=False)
     assert r.returncode != 0 and f'127.0.0.1:{port}' in r.stderr, (r.returncode, r.stdout, r.stderr)
     assert (tmp_path/'kubeconfig').stat().st_mode & 0o077 == 0, 'the cluster credentials are readable by others'
+
+
+def test_every_python_and_os_claimed_has_a_leg_that_installs_with_the_lock(tmp_path):
+    "The package's metadata (classifiers, Requires-Python) names what tests.yaml's `fast` matrix runs, each leg with -c constraints.txt."
+    from email.parser import Parser
+    out = run(f'python setup.py -q egg_info --egg-base {tmp_path}', ROOT).stdout  # the metadata pip would read
+    meta = Parser().parsestr(next(tmp_path.glob('*.egg-info')).joinpath('PKG-INFO').read_text())
+    claimed = {c.rsplit(' :: ', 1)[1] for c in meta.get_all('Classifier') if c.startswith('Programming Language :: Python :: 3.')}
+    systems = {c for c in meta.get_all('Classifier') if c.startswith('Operating System')}
+    fast = workflow('tests.yaml')['jobs']['fast']
+    assert claimed == set(fast['strategy']['matrix']['python']) and meta['Requires-Python'] == f'>={min(claimed)}', (claimed, out)
+    assert systems == {'Operating System :: POSIX :: Linux'} and fast['runs-on'] == 'ubuntu-latest', systems
+    install = step('tests.yaml', 'fast', 'install')['run']
+    assert '-c constraints.txt' in install and 'if ' not in install, install  # every leg, no leg without the lock
+    assert all(job['runs-on'].startswith('ubuntu') for job in workflow('tests.yaml')['jobs'].values())  # no platform unclaimed
