@@ -61,6 +61,9 @@ k8s-lint: $(KUBEVAL) $(CHECKOV) ## render deploy/k8s's overlays (kubectl kustomi
 	  $(KUBEVAL) --strict -k 1.32.0 --quiet build/k8s/$$o.yaml; echo "deploy/k8s/overlays/$$o: valid against Kubernetes 1.32"; done
 	$(CHECKOV) -f build/k8s/dev.yaml -f build/k8s/prod.yaml --framework kubernetes --compact --quiet --skip-download
 
+k8s-image: install ## point deploy/k8s's overlays at the serve image images.yaml pushed: make k8s-image DIGEST=sha256:<digest> [IMAGE=ghcr.io/<owner>/<repo>/serve]
+	python tools/k8s_image.py "$(DIGEST)" $(if $(IMAGE),--image $(IMAGE))
+
 lint: install shellcheck $(CHECKOV) k8s-lint ## every pre-commit hook (ruff, nbdev, hadolint, actionlint with shellcheck, YAML, whitespace); shellcheck over the scripts; checkov over deploy/ and .github/
 	pre-commit run --all-files --show-diff-on-failure
 	shellcheck tools/*.sh && shellcheck -s sh deploy/pip-secrets.sh
@@ -153,12 +156,12 @@ compare: install ## reports/experiments.html: every experiment of `dvc exp show`
 ARTIFACT ?= deploy
 register: install ## a registry version (GTO tag deploy@v1.0.0): make register VERSION=v1.0.0 [ARTIFACT=best]; no VERSION: the next patch
 	gto register $(ARTIFACT) $(if $(VERSION),--version $(VERSION))
-	@echo "git push origin --tags publishes it"
+	@echo "push that one tag, as GTO says above (not --tags: GitHub starts no workflow for more than 3 tags pushed at once)"
 
 promote: install ## assign a stage (GTO tag deploy#prod#N; the deploy-model workflow ships it): make promote VERSION=v1.0.0 STAGE=prod
 	@test -n "$(STAGE)" || { echo "make promote needs STAGE=<stage>, e.g. make promote VERSION=v1.0.0 STAGE=prod"; exit 2; }
 	gto assign $(ARTIFACT) $(if $(VERSION),--version $(VERSION)) --stage $(STAGE)
-	@echo "git push origin --tags triggers .github/workflows/deploy-model.yaml"
+	@echo "pushing that one tag, as GTO says above, starts .github/workflows/deploy-model.yaml (not --tags: GitHub starts no workflow for more than 3 tags pushed at once)"
 
 GPU_WHEELS ?= .whl
 GPU_PACKAGES := ultralytics ultralytics-thop ultralytics-platform polars polars-runtime-32
@@ -204,4 +207,4 @@ shellcheck: ## shellcheck, which actionlint runs over the workflows' scripts (De
 lab: install ## JupyterLab on the notebooks
 	jupyter lab --ServerApp.root_dir=. --ServerApp.default_url=/lab/tree/nbs $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
-.PHONY: system-deps shellcheck help install hooks pipeline export clean-nbs readme lint nbtest pytest test check-clean bench-data bench-train bench-resume serve bench-serve bench-processes wrk attacks soak fuzz docs browser lab prometheus haproxy k8s-lint monitor loadtest lock wheelhouse docker-base docker-serve test-docker push pull sweep compare register promote gpu-wheels
+.PHONY: system-deps shellcheck help install hooks pipeline export clean-nbs readme lint nbtest pytest test check-clean bench-data bench-train bench-resume serve bench-serve bench-processes wrk attacks soak fuzz docs browser lab prometheus haproxy k8s-lint k8s-image monitor loadtest lock wheelhouse docker-base docker-serve test-docker push pull sweep compare register promote gpu-wheels

@@ -12,7 +12,7 @@ import subprocess
 import pytest
 import yaml
 
-from helpers import BUCKET, ROOT, S3_ENV, free_port, publish, run
+from helpers import BUCKET, ROOT, S3_ENV, clean_copy, free_port, publish, run
 
 WORKFLOWS = ROOT/'.github/workflows'
 
@@ -183,3 +183,136 @@ def test_every_python_and_os_claimed_has_a_leg_that_installs_with_the_lock(tmp_p
     install = step('tests.yaml', 'fast', 'install')['run']
     assert '-c constraints.txt' in install and 'if ' not in install, install  # every leg, no leg without the lock
     assert all(job['runs-on'].startswith('ubuntu') for job in workflow('tests.yaml')['jobs'].values())  # no platform unclaimed
+
+
+def test_every_multi_line_run_step_stops_at_its_first_failure():
+    "`set -euo pipefail` first: a failing command inside a step (or inside `$(…)` of an assignment) fails the step."
+    for f in sorted(WORKFLOWS.glob('*.yaml')):
+        for name, job in yaml.safe_load(f.read_text())['jobs'].items():
+            for s in job.get('steps', []):
+                if '\n' in s.get('run', '').strip():
+                    assert s['run'].startswith('set -euo pipefail\n'), f"{f.name}: job {name}, step {s.get('name') or s.get('id')}"
+
+
+@pytest.mark.slow  # a fresh venv and an install
+def test_the_sweep_plan_step_runs_in_what_its_job_installs(tmp_path):
+    "train-gpu's plan job on a fresh venv, as a hosted runner runs it: its own install line, then the grid, as JSON."
+    plan = step('train-gpu.yaml', 'plan', 'grid')
+    venv = tmp_path/'venv'
+    run(f'{shutil.which("python3") or "python3"} -m venv {venv}', tmp_path)
+    out = tmp_path/'github_output'
+    env = {'PATH': f"{venv/'bin'}:{os.environ['PATH']}", 'VIRTUAL_ENV': str(venv), 'GITHUB_OUTPUT': str(out),
+           'SWEEP': "-S 'params/train.yaml:lr0=0.001,0.003' -S 'params/train.yaml:imgsz=320,640'"}
+    r = run_step(plan, clean_copy(tmp_path/'repo'), env, check=False)  # a checkout: the editable install writes into it
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    points = json.loads(out.read_text().split('points=', 1)[1])
+    assert len(points) == 4 and '-S params/train.yaml:lr0=0.001 -S params/train.yaml:imgsz=320' in points, points
+
+
+ACTION_NEEDS = {  # the GITHUB_TOKEN scopes each action needs (from its documentation); contents: read for checkout
+    'actions/checkout': {'contents': 'read'},
+    'actions/configure-pages': {'pages': 'read'},
+    'actions/deploy-pages': {'pages': 'write', 'id-token': 'write'},
+    'github/codeql-action/analyze': {'security-events': 'write'},
+    'docker/login-action': {'packages': 'read'},  # ghcr.io with GITHUB_TOKEN: read to pull, write where the job pushes
+    'google-github-actions/auth': {'id-token': 'write'},  # workload identity federation
+}
+
+
+def granted(wf:dict, job:dict)->dict:
+    "The token's scopes in a job: its own `permissions`, else the workflow's."
+    return job.get('permissions', wf.get('permissions', {}))
+
+
+def missing_permissions(wf:dict, job:dict)->list[str]:
+    "What the job's actions need and its token lacks: 'action: scope need'."
+    level, have = {'none': 0, 'read': 1, 'write': 2}, granted(wf, job)
+    return [f'{a}: {k} {v}' for s in job.get('steps', []) for a in [s.get('uses', '').split('@')[0]]
+            for k, v in ACTION_NEEDS.get(a, {}).items() if level[have.get(k, 'none')] < level[v]]
+
+
+def test_every_action_gets_the_permissions_it_needs():
+    for f in sorted(WORKFLOWS.glob('*.yaml')):
+        wf = yaml.safe_load(f.read_text())
+        for name, job in wf['jobs'].items(): assert not missing_permissions(wf, job), (f.name, name, missing_permissions(wf, job))
+
+
+def test_the_permission_check_catches_the_docs_build_without_pages_read():
+    "The configure-pages step as it stood (the job inherited contents: read alone): caught; with pages: read, passed."
+    wf, job = {'permissions': {'contents': 'read'}}, {'steps': [{'uses': 'actions/configure-pages@x'}]}
+    assert missing_permissions(wf, job) == ['actions/configure-pages: pages read']
+    assert missing_permissions(wf, {**job, 'permissions': {'contents': 'read', 'pages': 'read'}}) == []
+
+
+def test_every_step_that_moves_dvc_data_sets_up_the_remote_it_names():
+    """A step that pushes or pulls DVC data configures the remote from DVC_REMOTE_URL first (tools/dvc_remote.sh), with
+    the variable in its env."""
+    found = 0
+    for f in sorted(WORKFLOWS.glob('*.yaml')):
+        for name, job in yaml.safe_load(f.read_text())['jobs'].items():
+            for s in job.get('steps', []):
+                text = s.get('run', '')
+                if not any(c in text for c in ('dvc push', 'dvc pull', 'dvc exp push', 'dvc exp run --pull')): continue
+                found += 1
+                where = f"{f.name}: job {name}, step {s.get('name')}"
+                assert 'tools/dvc_remote.sh' in text and text.index('tools/dvc_remote.sh') < min(
+                    text.index(c) for c in ('dvc push', 'dvc pull', 'dvc exp run') if c in text), where
+                assert s['env']['DVC_REMOTE_URL'] == '${{ vars.DVC_REMOTE_URL }}', where
+                if 'docker run' in text: assert '-e DVC_REMOTE_URL' in text and '-e DVC_REMOTE_ENDPOINT' in text, where
+    assert found >= 3, found  # deploy-model's fetch, train-gpu's train and sweep
+
+
+def test_self_hosted_jobs_pull_the_image_they_run():
+    "A self-hosted runner keeps its images: `docker run` of a moving tag (:main) there pulls it every time."
+    for f in sorted(WORKFLOWS.glob('*.yaml')):
+        for name, job in yaml.safe_load(f.read_text())['jobs'].items():
+            if 'self-hosted' not in job['runs-on']: continue
+            runs = [s['run'] for s in job['steps'] if 'docker run' in s.get('run', '') and ':main' in s['run']]
+            for text in runs:
+                first = text.split('docker run', 1)[1]
+                assert '--pull always' in first.split('\n', 1)[0], f'{f.name}: job {name}: {text[:200]}'
+
+
+def test_no_doc_or_target_pushes_every_tag_at_once():
+    "GitHub sends no push event when more than three tags are pushed at once: `--tags` would never start deploy-model."
+    texts = {f: f.read_text() for f in [ROOT/'Makefile', *WORKFLOWS.glob('*.yaml'), *(ROOT/'nbs').glob('*.ipynb')]}
+    assert not [f.name for f, t in texts.items() if 'push --tags' in t or 'push origin --tags' in t]
+
+
+def test_tests_run_on_branches_not_tags_and_never_cancel_on_main():
+    wf = workflow('tests.yaml')
+    on = wf[True]  # YAML 1.1 reads the key `on` as True
+    assert on['push'] == {'branches': ['**']}, on['push']
+    assert wf['concurrency']['cancel-in-progress'] == "${{ github.ref != 'refs/heads/main' }}", wf['concurrency']
+
+
+def test_the_serve_image_smoke_test_sets_up_as_a_user_does():
+    """tests/test_docker.py runs the tiny pipeline through papermill -k voc_yolo: the step installs with the lock and
+    registers that kernel (make install)."""
+    smoke = step('images.yaml', 'build', 'smoke test of the serve image')['run']
+    assert 'make install' in smoke and '.venv/bin/python -m pytest' in smoke, smoke
+    target = (ROOT/'Makefile').read_text().split('\n$(STAMP):', 1)[1].split('\n\n', 1)[0]
+    assert '-c constraints.txt' in target and 'ipykernel install' in target and '--name voc_yolo' in target, target
+
+
+def rendered_images(overlay)->set:
+    "The container images `kubectl kustomize` renders for an overlay."
+    docs = yaml.safe_load_all(run(f'kubectl kustomize {overlay}', ROOT).stdout)
+    return {c['image'] for d in docs if d and d['kind'] == 'Deployment' for c in d['spec']['template']['spec']['containers']}
+
+
+def test_the_overlays_deploy_the_image_images_yaml_pushes(tmp_path):
+    "make k8s-image points both overlays at ghcr.io/<owner>/<repo>/serve@digest: the name images.yaml's own step computes."
+    assert rendered_images(ROOT/'deploy/k8s/overlays/prod') == {'ghcr.io/voc-yolo/serve@sha256:' + '0' * 64}  # the placeholder
+    shutil.copytree(ROOT/'deploy/k8s', tmp_path/'k8s')
+    run('git init -q && git remote add origin git@github.com:Some-Owner/My-Repo.git', tmp_path)
+    digest = 'sha256:' + 'ab' * 32
+    r = run(f'python {ROOT}/tools/k8s_image.py bad --overlays k8s/overlays', tmp_path, check=False)
+    assert r.returncode == 2 and "'bad' is not a digest" in r.stderr, r.stderr
+    assert not filecmp.dircmp(ROOT/'deploy/k8s/overlays/prod', tmp_path/'k8s/overlays/prod').diff_files  # refused: nothing written
+    run(f'python {ROOT}/tools/k8s_image.py {digest} --overlays k8s/overlays', tmp_path)
+    out = tmp_path/'github_output'
+    env = {'GITHUB_OUTPUT': str(out), 'IMAGE': 'serve', 'GITHUB_REPOSITORY': 'Some-Owner/My-Repo'}
+    run_step(step('images.yaml', 'build', 'name'), tmp_path, env)
+    pushed = out.read_text().strip().split('image=', 1)[1]
+    for overlay in ('dev', 'prod'): assert rendered_images(tmp_path/f'k8s/overlays/{overlay}') == {f'{pushed}@{digest}'}, overlay
