@@ -103,3 +103,10 @@ def publish(tiny_run, dst, remote_cmd):
 
 
 from voc_yolo.harness import free_port  # noqa: E402,F401 - the library's helper, for the tests' own servers
+
+
+def metric(server, line_start:str)->float:
+    "The value of the first line of a running service's /metrics that starts with `line_start` (0 when there is none)."
+    import requests
+    lines = [ln for ln in requests.get(f'{server.url}/metrics', timeout=10).text.splitlines() if ln.startswith(line_start)]
+    return float(lines[0].rsplit(' ', 1)[1]) if lines else 0.0

@@ -7,7 +7,7 @@ import time
 
 import requests
 
-from helpers import ROOT, run
+from helpers import ROOT, metric, run
 from voc_yolo.harness import ServiceProcess
 
 HOSTILE = f'{sys.executable} {ROOT}/benchmarks/hostile.py'
@@ -56,12 +56,6 @@ def test_a_short_soak_serves_every_valid_request_while_attacks_rotate(deployed, 
     assert s['rss_growth'] <= 0.15, s  # memory, not time: /health's p99 is `make soak`'s figure (its targets_met)
 
 
-def in_flight(svc)->float:
-    "Predict requests the service has admitted and not answered (its voc_yolo_queue_depth gauge)."
-    text = requests.get(f'{svc.url}/metrics', timeout=10).text
-    return float(next(x for x in text.splitlines() if x.startswith('voc_yolo_queue_depth ')).split()[1])
-
-
 def test_sigterm_lets_requests_in_flight_finish_then_exits_0(deployed, tmp_path):
     import cv2
     jpg = cv2.imencode('.jpg', cv2.resize(cv2.imread(str(deployed['images'][0])), (1600, 1200)))[1].tobytes()
@@ -75,7 +69,8 @@ def test_sigterm_lets_requests_in_flight_finish_then_exits_0(deployed, tmp_path)
     clients = [threading.Thread(target=ask) for _ in range(6)]
     for c in clients: c.start()
     deadline = time.monotonic() + 60
-    while (n := in_flight(svc)) + len(answers) < 6: assert time.monotonic() < deadline, 'the requests never arrived'; time.sleep(0.02)
+    while (n := metric(svc, 'voc_yolo_queue_depth ')) + len(answers) < 6:  # admitted and not answered, plus answered
+        assert time.monotonic() < deadline, 'the requests never arrived'; time.sleep(0.02)
     assert n >= 1, 'every request was answered before SIGTERM: nothing in flight to let finish'
     svc.proc.send_signal(signal.SIGTERM); t = time.perf_counter()
     for c in clients: c.join(60)

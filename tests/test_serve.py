@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from helpers import ROOT, run, ultralytics_path
+from helpers import ROOT, metric, run, ultralytics_path
 from voc_yolo.harness import ServiceProcess
 
 TOKEN = 's3cret-token'
@@ -177,11 +177,6 @@ def test_uploads_are_off_without_a_token(deployed, tmp_path):
         r = upload(s, [('model.onnx', deployed['onnx'].read_bytes())])
         assert r.status_code == 403 and 'uploads are off' in r.json()['detail']
     finally: s.stop()
-
-
-def metric(server, line_start):
-    lines = [ln for ln in requests.get(f'{server.url}/metrics').text.splitlines() if ln.startswith(line_start)]
-    return float(lines[0].rsplit(' ', 1)[1]) if lines else 0.0
 
 
 def test_metrics_count_exactly_what_was_sent(server, deployed):

@@ -20,6 +20,13 @@ WORKFLOWS = ROOT/'.github/workflows'
 def workflow(name:str)->dict: return yaml.safe_load((WORKFLOWS/name).read_text())
 
 
+def all_jobs():
+    "(file name, workflow, job name, job) for every job of every workflow."
+    for f in sorted(WORKFLOWS.glob('*.yaml')):
+        wf = workflow(f.name)
+        for name, job in wf['jobs'].items(): yield f.name, wf, name, job
+
+
 def step(wf:str, job:str, key:str)->dict:
     "The step of `job` whose id is `key`, or whose name starts with it."
     steps = workflow(wf)['jobs'][job]['steps']
@@ -187,11 +194,10 @@ def test_every_python_and_os_claimed_has_a_leg_that_installs_with_the_lock(tmp_p
 
 def test_every_multi_line_run_step_stops_at_its_first_failure():
     "`set -euo pipefail` first: a failing command inside a step (or inside `$(…)` of an assignment) fails the step."
-    for f in sorted(WORKFLOWS.glob('*.yaml')):
-        for name, job in yaml.safe_load(f.read_text())['jobs'].items():
-            for s in job.get('steps', []):
-                if '\n' in s.get('run', '').strip():
-                    assert s['run'].startswith('set -euo pipefail\n'), f"{f.name}: job {name}, step {s.get('name') or s.get('id')}"
+    for f, _, name, job in all_jobs():
+        for s in job.get('steps', []):
+            if '\n' in s.get('run', '').strip():
+                assert s['run'].startswith('set -euo pipefail\n'), f"{f}: job {name}, step {s.get('name') or s.get('id')}"
 
 
 @pytest.mark.slow  # a fresh venv and an install
@@ -232,9 +238,7 @@ def missing_permissions(wf:dict, job:dict)->list[str]:
 
 
 def test_every_action_gets_the_permissions_it_needs():
-    for f in sorted(WORKFLOWS.glob('*.yaml')):
-        wf = yaml.safe_load(f.read_text())
-        for name, job in wf['jobs'].items(): assert not missing_permissions(wf, job), (f.name, name, missing_permissions(wf, job))
+    for f, wf, name, job in all_jobs(): assert not missing_permissions(wf, job), (f, name, missing_permissions(wf, job))
 
 
 def test_the_permission_check_catches_the_docs_build_without_pages_read():
@@ -248,29 +252,25 @@ def test_every_step_that_moves_dvc_data_sets_up_the_remote_it_names():
     """A step that pushes or pulls DVC data configures the remote from DVC_REMOTE_URL first (tools/dvc_remote.sh), with
     the variable in its env."""
     found = 0
-    for f in sorted(WORKFLOWS.glob('*.yaml')):
-        for name, job in yaml.safe_load(f.read_text())['jobs'].items():
-            for s in job.get('steps', []):
-                text = s.get('run', '')
-                if not any(c in text for c in ('dvc push', 'dvc pull', 'dvc exp push', 'dvc exp run --pull')): continue
-                found += 1
-                where = f"{f.name}: job {name}, step {s.get('name')}"
-                assert 'tools/dvc_remote.sh' in text and text.index('tools/dvc_remote.sh') < min(
-                    text.index(c) for c in ('dvc push', 'dvc pull', 'dvc exp run') if c in text), where
-                assert s['env']['DVC_REMOTE_URL'] == '${{ vars.DVC_REMOTE_URL }}', where
-                if 'docker run' in text: assert '-e DVC_REMOTE_URL' in text and '-e DVC_REMOTE_ENDPOINT' in text, where
+    for f, _, name, job in all_jobs():
+        for s in job.get('steps', []):
+            text = s.get('run', '')
+            if not any(c in text for c in ('dvc push', 'dvc pull', 'dvc exp push', 'dvc exp run --pull')): continue
+            found += 1
+            where = f"{f}: job {name}, step {s.get('name')}"
+            assert 'tools/dvc_remote.sh' in text and text.index('tools/dvc_remote.sh') < min(
+                text.index(c) for c in ('dvc push', 'dvc pull', 'dvc exp run') if c in text), where
+            assert s['env']['DVC_REMOTE_URL'] == '${{ vars.DVC_REMOTE_URL }}', where
+            if 'docker run' in text: assert '-e DVC_REMOTE_URL' in text and '-e DVC_REMOTE_ENDPOINT' in text, where
     assert found >= 3, found  # deploy-model's fetch, train-gpu's train and sweep
 
 
 def test_self_hosted_jobs_pull_the_image_they_run():
     "A self-hosted runner keeps its images: `docker run` of a moving tag (:main) there pulls it every time."
-    for f in sorted(WORKFLOWS.glob('*.yaml')):
-        for name, job in yaml.safe_load(f.read_text())['jobs'].items():
-            if 'self-hosted' not in job['runs-on']: continue
-            runs = [s['run'] for s in job['steps'] if 'docker run' in s.get('run', '') and ':main' in s['run']]
-            for text in runs:
-                first = text.split('docker run', 1)[1]
-                assert '--pull always' in first.split('\n', 1)[0], f'{f.name}: job {name}: {text[:200]}'
+    for f, _, name, job in all_jobs():
+        if 'self-hosted' not in job['runs-on']: continue
+        for text in (s['run'] for s in job['steps'] if 'docker run' in s.get('run', '') and ':main' in s['run']):
+            assert '--pull always' in text.split('docker run', 1)[1].split('\n', 1)[0], f'{f}: job {name}: {text[:200]}'
 
 
 def test_no_doc_or_target_pushes_every_tag_at_once():
