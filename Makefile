@@ -77,7 +77,7 @@ pytest: install ## integration and end-to-end tests, with line coverage of voc_y
 	rm -f .coverage .coverage.*
 	COVERAGE_FILE=$(CURDIR)/.coverage python -m pytest -q -rs --durations=15 --cov=voc_yolo --cov-report=term
 
-test: install browser prometheus wrk haproxy lint pytest ## the full test suite: pytest runs every library notebook's tests too (against the exported package), and tests/test_docker.py
+test: install browser prometheus wrk haproxy peers lint pytest ## the full test suite: pytest runs every library notebook's tests too (against the exported package), and tests/test_docker.py
 
 test-fast: install ## the quick loop: every notebook's tests and the unit-level tests (pytest -m "not slow"; no pipeline, no image)
 	python -m pytest -q -m "not slow" --durations=10
@@ -98,9 +98,13 @@ bench-resume: install ## what exact resume costs per epoch: Ultralytics' trainer
 serve: install ## the inference service on http://127.0.0.1:8000: models/deploy as `deploy` (flags: make serve ARGS="--token t")
 	voc-yolo serve $(ARGS)
 
-bench-serve: install wrk ## serving: in-process limit vs `voc-yolo serve` at 1/4/16 clients vs the seed pattern, at 128 and 640 px
+bench-serve: install wrk peers ## serving with verdicts: CPU per image of `voc-yolo serve` vs in process, the seed pattern, LitServe, BentoML (1/4/16 clients; 128 and 640 px; ~30 min)
 	python benchmarks/bench_serve.py
 	python benchmarks/bench_serve.py --imgsz 640
+
+PEERS := litserve==0.2.19 bentoml==1.4.40
+peers: install ## LitServe and BentoML for make bench-serve, each in a venv of its own under .cache/peers (on top of .venv's packages)
+	tools/peers.sh $(PEERS)
 
 attacks: install ## hostile requests, one at a time, against `voc-yolo serve` on models/deploy: answer, peak RSS, worst /health latency
 	python benchmarks/hostile.py battery --json runs/hostile/battery.json

@@ -280,19 +280,44 @@ def test_docs_work_offline_under_the_csp(server, browser):
 
 
 @pytest.mark.parametrize('client', ['wrk', 'python'])
-def test_bench_serve_prints_its_table_and_ratios(deployed, client):
-    "`make bench-serve` on the tiny model, one second per setup, with either load generator: every setup answers, without errors."
+def test_bench_serve_decides_with_intervals_and_an_aa_control(deployed, client, tmp_path):
+    """`make bench-serve` on the tiny model, one second per cell, 2 rounds, with either load generator: every setup (LitServe
+    and BentoML too, with wrk) answers without errors, every comparison has its interval and a verdict, the JSON and the plot
+    are written, and no server outlives it."""
     import sys
-    if client == 'wrk' and not shutil.which('wrk'): pytest.skip('wrk is not installed (make wrk)')
+    from voc_yolo.verdict import decide
+    if client == 'wrk' and not shutil.which('wrk'): pytest.fail('wrk is not installed (make wrk)')
+    peers = 'auto' if client == 'wrk' else 'none'
+    if peers == 'auto' and not all((ROOT/f'.cache/peers/{p}/bin/python').is_file() for p in ('litserve', 'bentoml')):
+        pytest.fail('LitServe and BentoML are not installed: make peers')
     out = run(f"{sys.executable} benchmarks/bench_serve.py --model {deployed['deploy']} --images {deployed['images'][0].parent} "
-              f"--seconds 1 --clients 1,2 --rounds 1 --client {client}", ROOT).stdout
+              f"--seconds 1 --clients 1,2 --rounds 2 --max-minutes 0 --idle-seconds 1 --max-steal 1 --client {client} "
+              f"--peers {peers} --out {tmp_path}", ROOT).stdout
     print(out)
-    assert '(a) in process' in out and out.count('(b) voc-yolo serve') == 2 and out.count('(c) seed: YOLO.predict') == 2, out
-    assert 'at 2 clients: (b)/(a) = ' in out and 'at 1 client: (b)/(c) = ' in out and 'errors (b) 0, (c) 0' in out, out
-    assert re.search(r'in process, one image alone on \d+ threads: [\d.]+ ms; \(b\) p50 at 1 client', out), out
-    assert re.search(r'in process, one image alone after the cores idled 2 ms: [\d.]+ ms \(cpuidle driver \S+', out), out
-    paired = r'paired within each round, median \(range\): \(b\)/\(a\) at 2: [\d.]+ \([\d.]+-[\d.]+\); .*\(b\)/\(c\) at 1: [\d.]+ '
-    assert re.search(paired, out), out
+    servers = ['(b) voc-yolo serve', '(c) seed: YOLO.predict'] + (['(d) LitServe', '(e) BentoML'] if peers == 'auto' else [])
+    cells = ['(a) in process', 'one image alone', *[f'{k} @{c}' for k in servers for c in (1, 2)], '(b) voc-yolo serve @2 again']
+    r = json.loads(next(tmp_path.glob('verdicts_*.json')).read_text())
+    test_png = next(tmp_path.glob('throughput_*.png')).read_bytes()
+    assert test_png.startswith(b'\x89PNG'), 'the plot is not a PNG'
+    assert r['rounds_kept'] == 2 and sorted(r['rounds'][0]) == sorted(cells), (r['rounds_kept'], sorted(r['rounds'][0]))
+    for rnd in r['rounds']:
+        for cell, m in rnd.items():
+            assert m['cpu_ms'] > 0 and m['rps'] > 0 and m['errors'] == 0, (cell, m)
+        assert sorted(m['position'] for m in rnd.values()) == list(range(len(cells)))  # each cell once, in the drawn order
+    rows = r['verdicts']['aa'] + r['verdicts']['comparisons']
+    assert len(r['verdicts']['aa']) == 3 and len(r['verdicts']['comparisons']) == 3 + 2 * (len(servers) - 2), [x['name'] for x in rows]
+    for x in r['verdicts']['comparisons']:
+        assert x['low'] <= x['median'] <= x['high'] and x['n'] == 2, x
+        want = 'INCONCLUSIVE' if x['metric'] in r['verdicts']['noisy'] else decide(x['low'], x['high'], x['target'], x['better'])
+        assert x['verdict'] == want, x
+        assert re.search(rf"^{re.escape(x['name'])} +[\d.]+ +\([\d.]+-[\d.]+\) +.+  {x['verdict']}", out, re.M), x['name']
+    for k in ('(d) LitServe', '(e) BentoML'):
+        assert (f'{k}: version ' in out) == (peers == 'auto') and (f'{k}: left out' in out) == (peers == 'none'), k
+    assert re.search(r"idle CPU over 1 s, share of one core: \(b\) voc-yolo serve [\d.]+%.* -> \(b\) voc-yolo serve: (PASS|FAIL)", out)
     phases = out.split("(b)'s phases")[1].splitlines()
     assert phases[1].split()[:4] == ['clients', 'route', 'read', 'parse'] and 'infer' in phases[1], phases  # per client count
     assert float(phases[2].split()[phases[1].split().index('infer')]) > 0, phases
+    import psutil
+    mine = lambda cmd: str(tmp_path) in cmd or '.cache/peers/' in cmd  # (b) and (c) name the output folder; the peers' workers their venv
+    leftover = [p.info['cmdline'] for p in psutil.process_iter(['cmdline']) if mine(' '.join(p.info['cmdline'] or []))]
+    assert not leftover, f'servers left running: {leftover}'
