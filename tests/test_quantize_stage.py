@@ -1,5 +1,6 @@
 "The profile and quantize stages through DVC on tiny params, and their errors as a user meets them."
 import json
+from pathlib import Path
 
 from helpers import run
 
@@ -78,3 +79,33 @@ def test_the_accuracy_budget_rules_out_every_variant_past_it():
         assert chosen['variant'] != v and ref - chosen['mAP50'] < d, (v, d, chosen['variant'])
         tried += 1
     assert tried >= 2, drops  # the committed rows differ in accuracy: the rule was exercised
+
+
+NNCF_BUILD = """
+import json, sys
+from pathlib import Path
+from voc_yolo.core import load_params
+from voc_yolo.quantize import QuantizeParams, drop_export_date
+from voc_yolo.variants import Builds
+p = load_params('params/quantize.yaml', QuantizeParams)
+p.export_dir, p.imgsz = sys.argv[1], json.loads(Path('models/deploy.json').read_text())['imgsz']  # as the stage ran
+built = Builds(p, Path(p.dataset_yaml), calib=None).ov_int8_nncf
+drop_export_date(built)  # as deploy_model does to the copy it deploys
+print(built)
+"""
+
+
+def test_the_nncf_model_has_the_same_bytes_in_two_processes(tiny_run, tmp_path):
+    """The deployed variant's build (Ultralytics' OpenVINO INT8 export, NNCF calibration) run twice, each in a new process
+    (torch draws its seed per process): the same params give the same bytes, once the export's date is dropped as the
+    deployed copy drops it."""
+    import sys
+    (tmp_path/'build.py').write_text(NNCF_BUILD)
+    built = []
+    for i in (1, 2):
+        r = run(f'{sys.executable} {tmp_path/"build.py"} {tmp_path/str(i)}', tiny_run['repo'])
+        built.append(Path(r.stdout.strip().splitlines()[-1]))
+    files = [sorted(f for f in b.rglob('*') if f.is_file()) for b in built]
+    assert [f.name for f in files[0]] == [f.name for f in files[1]] and any(f.suffix == '.bin' for f in files[0]), files
+    differ = [a.name for a, b in zip(*files) if a.read_bytes() != b.read_bytes()]
+    assert not differ, f'the two builds differ in {differ}'

@@ -4,7 +4,7 @@
 
 # %% ../nbs/06_quantize.ipynb #b3fa53dd
 from __future__ import annotations
-import dataclasses, shutil
+import dataclasses, re, shutil
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 
 # %% auto #0
 __all__ = ['PRECISION_ORDER', 'QuantizeParams', 'ov_precision_forced', 'measure_variants', 'beats', 'choose_deployment',
-           'add_ratios', 'front_variants', 'pareto_plot', 'deploy_model', 'write_drift_reference',
+           'add_ratios', 'front_variants', 'pareto_plot', 'drop_export_date', 'deploy_model', 'write_drift_reference',
            'write_quantize_outputs', 'quantize']
 
 # %% ../nbs/06_quantize.ipynb #0617c938
@@ -140,12 +140,18 @@ def pareto_plot(rows:list[dict], chosen:str)->plt.Figure:
     return fig
 
 # %% ../nbs/06_quantize.ipynb #f988bf1e
+def drop_export_date(folder:Path)->None:
+    "Remove the export's time that Ultralytics writes into an OpenVINO folder's metadata.yaml: the same params, the same bytes."
+    f = Path(folder)/'metadata.yaml'
+    if f.is_file(): f.write_text(re.sub(r"^date: .*\n", '', f.read_text(), flags=re.M))
+
 def deploy_model(chosen:dict, # the row `choose_deployment` picked
                  p:QuantizeParams)->dict:
     "The chosen variant copied to `deploy_dir` (in place of the last one), its metadata checked; what `deploy.json` records."
     dst, src = abs_path(p.deploy_dir), Path(chosen['path'])
     if dst.exists(): shutil.rmtree(dst)
     shutil.copytree(src, dst) if src.is_dir() else (dst.mkdir(parents=True), shutil.copyfile(src, dst/src.name))
+    drop_export_date(dst)
     deploy = {k: chosen[k] for k in ('variant', 'backend', 'precision', 'mAP50', 'mAP50-95', 'median_ms', 'vs_ort_fp32', 'vs_ov_default')}
     deploy['path'] = str(Path(p.deploy_dir)/('' if src.is_dir() else src.name))
     meta = model_metadata(dst)  # the deployed model carries its input size and class names itself

@@ -16,9 +16,9 @@ from .latency import torch_runner, ort_runner, ov_runner
 from .weights import ultralytics_export, export_onnx
 
 # %% auto #0
-__all__ = ['VARIANTS', 'REFERENCE', 'QUANT_BACKENDS', 'RATIOS', 'letterbox_batch', 'calibration_batch', 'head_decode_nodes',
-           'copy_onnx_metadata', 'ort_static_int8', 'ov_xml', 'ov_from_onnx', 'Builds', 'ov_folder_runner', 'Variant',
-           'chosen_variants', 'build_variants']
+__all__ = ['CALIB_SEED', 'VARIANTS', 'REFERENCE', 'QUANT_BACKENDS', 'RATIOS', 'letterbox_batch', 'calibration_batch',
+           'head_decode_nodes', 'copy_onnx_metadata', 'ort_static_int8', 'ov_xml', 'ov_from_onnx', 'Builds',
+           'ov_folder_runner', 'Variant', 'chosen_variants', 'build_variants']
 
 # %% ../nbs/06a_variants.ipynb #0f151ffc
 def letterbox_batch(files:list[Path], imgsz:int)->np.ndarray:
@@ -29,7 +29,9 @@ def letterbox_batch(files:list[Path], imgsz:int)->np.ndarray:
     lb = LetterBox(new_shape=(imgsz, imgsz), auto=False)
     return np.stack([lb(image=cv2.imread(str(f)))[..., ::-1].transpose(2, 0, 1) for f in files]).astype(np.float32) / 255
 
-def calibration_batch(dataset_yaml:Path|str, n:int, imgsz:int, seed:int=0)->np.ndarray:
+CALIB_SEED = 0  # which training images calibrate: ours (calibration_batch) and Ultralytics' loader alike
+
+def calibration_batch(dataset_yaml:Path|str, n:int, imgsz:int, seed:int=CALIB_SEED)->np.ndarray:
     "`n` training images chosen with a fixed seed, preprocessed for the network."
     files = split_images(dataset_yaml, 'train')
     if n > len(files): get_logger().warning(f"calib_images: {n} > {len(files)} training images; using all of them"); n = len(files)
@@ -101,15 +103,19 @@ class Builds:
     @cached_property
     def ort_int8_ours(self)->Path:
         return ort_static_int8(self.onnx_fp32, self.out/f'best_int8_{self.tag}.onnx', self.calib, self.p.ort_format, self.p.per_channel)
+    def _seeded_int8_export(self, out_dir:Path, **kw)->Path:
+        "Ultralytics' INT8 export with torch seeded first: its calibration loader shuffles with a generator seeded from torch's."
+        import torch
+        torch.manual_seed(CALIB_SEED)  # unseeded, each process calibrates on its own order and drops its own last images
+        return ultralytics_export(self.weights, out_dir, **kw, **self.cal)
     @cached_property
     def ort_int8_ultralytics(self)->Path:
-        return ultralytics_export(self.weights, self.out/'ultralytics_onnx_int8', format='onnx', quantize=8, dynamic=True, **self.cal)
+        return self._seeded_int8_export(self.out/'ultralytics_onnx_int8', format='onnx', quantize=8, dynamic=True)
     @cached_property
     def ov_fp32(self)->Path:
         return ultralytics_export(self.weights, self.out/'openvino_fp32', format='openvino', imgsz=self.p.imgsz, half=False)
     @cached_property
-    def ov_int8_nncf(self)->Path:
-        return ultralytics_export(self.weights, self.out/'openvino_int8', format='openvino', int8=True, **self.cal)
+    def ov_int8_nncf(self)->Path: return self._seeded_int8_export(self.out/'openvino_int8', format='openvino', int8=True)
     @cached_property
     def ov_int8_ours(self)->Path:  # in a folder named as Ultralytics recognises an OpenVINO export
         return ov_from_onnx(self.ort_int8_ours, self.ov_fp32, self.out/f'openvino_int8_{self.tag}'/f'best_int8_{self.tag}_openvino_model')
