@@ -384,10 +384,10 @@ def main():
 
     configs = [(cores, 1, 1), (cores, 1, 8), (1, cores, 8), (max(1, cores // 2), 2, 8)]  # streams, threads, max_batch
     tried = []
-    for st, th, mb in dict.fromkeys(configs):
-        ip = InProcess(model, jpegs, st, th, mb); tried.append((ip.measure(a.seconds), ip)); ip.close()
-    best = max(tried, key=lambda t: t[0]['rps'])[0]
-    for r, _ in tried:
+    for st, th, mb in dict.fromkeys(configs):  # each tried setting's predictor is released before the next (no idle threads linger)
+        ip = InProcess(model, jpegs, st, th, mb); tried.append(ip.measure(a.seconds)); ip.close(); del ip
+    best = max(tried, key=lambda r: r['rps'])
+    for r in tried:
         print(f"(a) {r['streams']} streams x {r['threads']} threads, batches up to {r['max_batch']}: {r['rps']:8.1f} images/s")
     cfg = ['--streams', str(best['streams']), '--threads', str(best['threads']), '--max-batch', str(best['max_batch'])]
     a_setup, alone = InProcess(model, jpegs, best['streams'], best['threads'], best['max_batch']), OneImage(model, jpegs, cores)
