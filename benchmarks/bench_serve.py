@@ -321,7 +321,7 @@ def table(rounds: list, cells: list) -> list:
     for cell in cells:
         rs = [r[cell] for r in rounds]
         med = lambda k, rs=rs: statistics.median(r[k] for r in rs) if all(k in r for r in rs) else None
-        rps = median_interval([r['rps'] for r in rs]) if len(rs) > 1 else (rs[0]['rps'],) * 3
+        rps = median_interval([r['rps'] for r in rs])  # main() stops before this with fewer than 2 rounds
         rows.append(dict(cell=cell, cpu_ms=med('cpu_ms'), rps=rps[0], rps_low=rps[1], rps_high=rps[2], p50=med('p50'), p99=med('p99'),
                          errors=sum(r.get('errors', 0) for r in rs)))
     return rows

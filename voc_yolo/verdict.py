@@ -128,5 +128,5 @@ def interleaved_rounds(cells:dict[str, Callable[[], dict]], # setup name -> one 
         steal = steal_share(start, counters())  # over the whole round; each cell's own share is kept with its figures
         if steal > max_steal: dropped += 1; log(f"round dropped: {steal:.1%} steal (over {max_steal:.0%})"); continue
         kept.append(rnd); log(f"round {len(kept)} kept ({time.monotonic() - t0:.0f} s, {steal:.1%} steal): {' > '.join(order)}")
-    return dict(rounds=kept, dropped=dropped, seconds=time.monotonic() - t0, decided=bool(kept) and decided(kept),
-                capped=len(kept) >= min_rounds and not decided(kept))
+    done = bool(kept) and decided(kept)
+    return dict(rounds=kept, dropped=dropped, seconds=time.monotonic() - t0, decided=done, capped=len(kept) >= min_rounds and not done)
