@@ -5,7 +5,8 @@
 # %% ../nbs/08_cli.ipynb #f350b460
 from __future__ import annotations
 import argparse, json, sys, typing
-from .core import load_params, offline_setup, overridden_params, ParamsError, TOOL_STAGES, pipeline, params_path, stage_entry
+from .core import (load_params, offline_env, offline_setup, overridden_params, ParamsError, TOOL_STAGES, pipeline, params_path,
+                           stage_entry)
 
 # %% auto #0
 __all__ = ['TOOLS', 'pipeline_here', 'serve_options', 'tool_options', 'parser', 'parse_sets', 'main', 'run_tool', 'run_publish']
@@ -94,10 +95,11 @@ def main(argv:list[str]|None=None)->int:
         except SettingsError as e: print(f'voc-yolo serve: {e}', file=sys.stderr); return 2
         return serve(args.host, args.port, args.access_log, settings=s)  # several processes: 1 when one of them failed
     if args.command in TOOLS[1:]: return run_tool(args)
-    offline_setup()  # before anything imports ultralytics: its settings live in the repository's .cache/
+    offline_env()  # before anything imports matplotlib or ultralytics: their settings live in the repository's .cache/
     cls, fn = stage_entry(args.command)
     try:
         p = overridden_params(cls, args.params or params_path(args.command), parse_sets(args.set), '--set')
+        offline_setup()  # torch's import (seconds) only once the params file is known to be good
         fn(p)  # a value only the work can judge (a GPU this machine lacks, a checkpoint without its size) is refused the same way
     except ParamsError as e: print(f'voc-yolo {args.command}: {e}', file=sys.stderr); return 2
     return 0

@@ -14,7 +14,7 @@ __all__ = ['CACHE_DIR', 'TOOL_STAGES', 'repo_root', 'abs_path', 'rel_path', 'cac
            'above', 'between', 'multiple_of', 'one_of', 'matching', 'each', 'either', 'existing', 'split_rules',
            'first_broken_rule', 'check_params', 'StageParams', 'load_params', 'overridden_params', 'stage_params',
            'pipeline', 'stages', 'params_path', 'stage_function', 'stage_entry', 'params_table', 'seed_everything',
-           'get_logger', 'offline_setup', 'pil_open']
+           'get_logger', 'offline_env', 'offline_setup', 'pil_open']
 
 # %% ../nbs/00_core.ipynb #25efdfba
 def repo_root(start:Path|str|None=None, # where to start looking (default: the working directory)
@@ -202,8 +202,8 @@ def params_path(stage:str, # a stage of `stages()`
 def stage_function(fn:typing.Callable, # `fn(p:Params, ...)`: a stage's work, given its checked parameters
                   ):
     "Declare `fn` its module's stage: `voc-yolo <stage>` runs it, with the dataclass its first argument is annotated with."
-    ann = fn.__annotations__[next(iter(inspect.signature(fn).parameters))]
-    fn.stage_params = eval(ann, fn.__globals__) if isinstance(ann, str) else ann  # a postponed annotation, as the module sees it
+    first = next(iter(inspect.signature(fn).parameters))
+    fn.stage_params = typing.get_type_hints(fn)[first]  # a postponed or quoted annotation, resolved as the module sees it
     return fn
 
 def stage_entry(stage:str, # a stage of `stages()`
@@ -263,10 +263,10 @@ def _local_font()->Path:
     import matplotlib
     return Path(matplotlib.get_data_path())/'fonts'/'ttf'/'DejaVuSans.ttf'
 
-def offline_setup(root:Path|None=None, # repository root (default: `repo_root()`)
-                  wandb_mode:str|None=None, # offline | online | disabled (default: keep $WANDB_MODE, else offline)
-                 )->Path:
-    "Make Ultralytics and W&B safe offline (no downloads, no run-time pip installs); return Ultralytics' config dir."
+def offline_env(root:Path|None=None, # repository root (default: `repo_root()`)
+                wandb_mode:str|None=None, # offline | online | disabled (default: keep $WANDB_MODE, else offline)
+               )->Path:
+    "The environment Ultralytics, W&B and matplotlib read when first imported (imports nothing); Ultralytics' config dir."
     cfg = cache_dir('ultralytics', root)
     os.environ['YOLO_CONFIG_DIR'] = str(cfg)
     os.environ['YOLO_OFFLINE'] = 'true'
@@ -274,6 +274,13 @@ def offline_setup(root:Path|None=None, # repository root (default: `repo_root()`
     os.environ['WANDB_MODE'] = wandb_mode or os.environ.get('WANDB_MODE', 'offline')
     os.environ.setdefault('WANDB_DIR', str(cache_dir('wandb', root)))
     os.environ.setdefault('MPLCONFIGDIR', str(cache_dir('matplotlib', root)))
+    return cfg
+
+def offline_setup(root:Path|None=None, # repository root (default: `repo_root()`)
+                  wandb_mode:str|None=None, # offline | online | disabled (default: keep $WANDB_MODE, else offline)
+                 )->Path:
+    "Make Ultralytics and W&B safe offline (no downloads, no run-time pip installs); return Ultralytics' config dir."
+    cfg = offline_env(root, wandb_mode)
     from ultralytics.utils import SETTINGS, USER_CONFIG_DIR
     ucfg = Path(USER_CONFIG_DIR)
     if not ucfg.resolve().is_relative_to(cfg.resolve()):
