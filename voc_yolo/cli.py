@@ -125,7 +125,8 @@ def run_tool(args)->int:
         try: print(json.dumps(grid_points(args.set_param))); return 0
         except ParamsError as e: print(f'voc-yolo sweep: {e}', file=sys.stderr); return 2
     try: tasks = sweep(args.set_param, args.targets, args.jobs)
-    except (ParamsError, RuntimeError, TimeoutError) as e: print(f'voc-yolo sweep: {e}', file=sys.stderr); return 1
+    except ParamsError as e: print(f'voc-yolo sweep: {e}', file=sys.stderr); return 2  # refused before anything is queued
+    except (RuntimeError, TimeoutError) as e: print(f'voc-yolo sweep: {e}', file=sys.stderr); return 1  # an experiment failed
     print('\n'.join(f"{t['name']}: {t['status']}" for t in tasks))
     if not args.no_compare:
         cls, compare = stage_entry('compare')

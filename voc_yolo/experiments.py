@@ -216,7 +216,7 @@ def sweep(set_params:list[str], # `-S` overrides, e.g. ['params/train.yaml:lr0=0
          )->list[dict]:
     "Queue the grid, run it with DVC's queue workers, wait; return each experiment's status. Raises if one failed."
     root, log = root or repo_root(), get_logger()
-    if not set_params: raise ParamsError("sweep: give at least one -S 'params/<stage>.yaml:key=v1,v2'")
+    if not set_params: raise ParamsError("give at least one -S 'params/<stage>.yaml:key=v1,v2'")
     if jobs < 1: raise ParamsError(f"jobs: {jobs} must be at least 1")
     out = _dvc(['exp', 'run', '--queue', *[a for s in set_params for a in ('-S', s)], *targets], root)
     names = set(re.findall(r"Queued experiment '([^']+)'", out))

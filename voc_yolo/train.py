@@ -158,10 +158,12 @@ def fresh_run_dir(run_dir:Path|str, # Ultralytics' run folder
                  )->Path|None:
     "Make `run_dir` empty for a new run: an earlier run is set aside (returned), a start of ours that never trained is removed."
     run_dir, aside = Path(run_dir), Path(f'{run_dir}.previous')
+    if run_dir.exists() and not run_dir.is_dir():  # refused as a bad value is: one line from the CLI, the file untouched
+        raise ParamsError(f"run_dir {run_dir} is a file, not a run folder: move it or choose another run_dir")
     found = {f.name for f in run_dir.iterdir()} if run_dir.is_dir() else set()
     if found and not (run_dir/'args.yaml').is_file() and not found <= _OURS:
-        raise FileExistsError(f"{run_dir} holds files that are not an Ultralytics run (no args.yaml): "
-                              "move them or choose another run_dir")
+        raise ParamsError(f"run_dir {run_dir} holds files that are not an Ultralytics run (no args.yaml): "
+                          "move them or choose another run_dir")
     if found <= _OURS: shutil.rmtree(run_dir, ignore_errors=True); run_dir.mkdir(parents=True); return None
     if aside.exists(): shutil.rmtree(aside)  # the run before the last one, which a run that did finish replaced
     run_dir.rename(aside); run_dir.mkdir()
