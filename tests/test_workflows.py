@@ -55,16 +55,44 @@ def test_every_job_has_a_timeout_and_every_action_is_pinned_by_commit():
 
 
 def test_the_images_workflow_tests_the_digest_it_tags_with_the_suites_own_test():
-    jobs = workflow('images.yaml')['jobs']['build']
-    smoke = step('images.yaml', 'build', 'smoke test of the serve image')
+    "build pushes a candidate; test pulls that digest once, on a runner of its own, and runs the suite's test; release tags and signs it."
+    jobs = workflow('images.yaml')['jobs']
+    assert (jobs['test']['needs'], jobs['release']['needs']) == ('build', 'test'), 'tested, then tagged and signed'
+    smoke = step('images.yaml', 'test', 'smoke test of the serve image')
     assert smoke['env']['VOC_YOLO_TEST_IMAGE'] == 'voc-yolo/serve:candidate' and 'pytest -q -rs tests/test_docker.py' in smoke['run']
-    pull = step('images.yaml', 'build', 'pull the candidate by digest')
-    assert '@${{ steps.push.outputs.digest }}' in pull['env']['REF'] and 'voc-yolo/$IMAGE:candidate' in pull['run']
-    names = [s.get('name') or s.get('uses', '') for s in jobs['steps']]
-    order = [next(i for i, n in enumerate(names) if n.startswith(k)) for k in ('smoke test of the serve', 'release tags', 'keyless')]
-    assert order == sorted(order), names  # tested, then tagged, then signed
+    pull = step('images.yaml', 'test', 'pull the candidate by digest')['run']
+    assert '@$(cat digest.txt)' in pull and 'voc-yolo/$IMAGE:candidate' in pull, pull
+    pulls = {name: sum('docker pull' in s.get('run', '') for s in job['steps']) for name, job in jobs.items()}
+    assert pulls == {'build': 0, 'test': 1, 'release': 0}, pulls  # the big train image lands once, on a disk without buildx's cache
+    names = [s.get('name') or s.get('uses', '') for s in jobs['release']['steps']]
+    signed = [n for n in names if n.startswith(('release tags', 'keyless'))]
+    assert signed == ['release tags on the tested digest', 'keyless signature of the digest'], names
     push = step('images.yaml', 'build', 'push')
     assert push['with']['sbom'] is True and push['with']['provenance'] == 'mode=max', push['with']
+
+
+def test_the_images_workflow_runs_test_code_with_read_rights_only():
+    "Nothing that pip-installs or runs tests holds push or signing rights (item 13): each job is granted what its steps use."
+    jobs = workflow('images.yaml')['jobs']
+    assert jobs['build']['permissions'] == {'contents': 'read', 'packages': 'write'}
+    assert jobs['test']['permissions'] == {'contents': 'read', 'packages': 'read'}
+    assert jobs['release']['permissions'] == {'contents': 'read', 'packages': 'write', 'id-token': 'write'}
+    for name in ('build', 'release'):
+        runs = ' '.join(s.get('run', '') for s in jobs[name]['steps'])
+        assert not any(w in runs for w in ('pip ', 'make ', 'pytest', 'docker run')), f'{name} runs code: {runs}'
+    assert not any('checkout' in s.get('uses', '') for s in jobs['release']['steps']), 'release needs no code from the repository'
+
+
+def test_the_digest_build_records_is_the_one_release_signs(tmp_path):
+    "build's record step and release's read step, run here: the digest passes through the artifact unchanged."
+    digest = 'sha256:' + 'cd' * 32
+    run_step(step('images.yaml', 'build', "record the candidate's digest"), tmp_path, {'DIGEST': digest})
+    run_step(step('images.yaml', 'release', 'digest'), tmp_path, {'GITHUB_OUTPUT': str(tmp_path/'out')})
+    assert (tmp_path/'out').read_text() == f'digest={digest}\n'
+    up = next(s for s in workflow('images.yaml')['jobs']['build']['steps'] if 'upload-artifact' in s.get('uses', ''))
+    jobs = workflow('images.yaml')['jobs']
+    downs = [s for j in ('test', 'release') for s in jobs[j]['steps'] if 'download-artifact' in s.get('uses', '')]
+    assert up['with']['path'] == 'digest.txt' and len(downs) == 2 and all(d['with']['name'] == up['with']['name'] for d in downs)
 
 
 def test_the_full_jobs_install_step_finds_the_tools_on_debian():
@@ -289,7 +317,7 @@ def test_tests_run_on_branches_not_tags_and_never_cancel_on_main():
 def test_the_serve_image_smoke_test_sets_up_as_a_user_does():
     """tests/test_docker.py runs the tiny pipeline through papermill -k voc_yolo: the step installs with the lock and
     registers that kernel (make install)."""
-    smoke = step('images.yaml', 'build', 'smoke test of the serve image')['run']
+    smoke = step('images.yaml', 'test', 'smoke test of the serve image')['run']
     assert 'make install' in smoke and '.venv/bin/python -m pytest' in smoke, smoke
     target = (ROOT/'Makefile').read_text().split('\n$(STAMP):', 1)[1].split('\n\n', 1)[0]
     assert '-c constraints.txt' in target and 'ipykernel install' in target and '--name voc_yolo' in target, target
