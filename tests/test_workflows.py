@@ -191,7 +191,8 @@ def test_deploy_model_rollouts_say_what_they_skip_and_fail_loudly_when_set_up_wr
     assert outputs.read_text() == f'file={tmp_path}/cloudrun.yaml\n', outputs.read_text()
     committed = yaml.safe_load((ROOT/'deploy/cloudrun.yaml').read_text())
     assert rendered['spec']['template']['spec']['containers'][0].pop('image') == f'{image}@{digest}'
-    committed['spec']['template']['spec']['containers'][0].pop('image')
+    placeholder = committed['spec']['template']['spec']['containers'][0].pop('image')
+    assert placeholder == 'ghcr.io/voc-yolo/serve@sha256:' + '0' * 64, placeholder  # a digest no registry holds, never a tag
     assert rendered == committed, 'only the image changes'
     if not shutil.which('kubectl'): pytest.skip('kubectl is not installed: the configured Kubernetes rollout is not run')
     port = free_port()  # nothing listens there: the rollout must fail, not report success
@@ -324,8 +325,10 @@ def test_the_serve_image_smoke_test_sets_up_as_a_user_does():
 
 
 def rendered_images(overlay)->set:
-    "The container images `kubectl kustomize` renders for an overlay."
-    docs = yaml.safe_load_all(run(f'kubectl kustomize {overlay}', ROOT).stdout)
+    "The container images `kubectl kustomize` (or `kustomize build`) renders for an overlay; a skip saying why where neither exists."
+    tool = 'kubectl kustomize' if shutil.which('kubectl') else 'kustomize build' if shutil.which('kustomize') else None
+    if tool is None: pytest.skip('neither kubectl nor kustomize is installed: the overlays cannot be rendered (GitHub runners have both)')
+    docs = yaml.safe_load_all(run(f'{tool} {overlay}', ROOT).stdout)
     return {c['image'] for d in docs if d and d['kind'] == 'Deployment' for c in d['spec']['template']['spec']['containers']}
 
 

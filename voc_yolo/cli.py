@@ -9,9 +9,11 @@ from .core import (load_params, offline_env, offline_setup, overridden_params, P
                            stage_entry)
 
 # %% auto #0
-__all__ = ['TOOLS', 'pipeline_here', 'serve_options', 'tool_options', 'parser', 'parse_sets', 'main', 'run_tool', 'run_publish']
+__all__ = ['SERVE_EXTRA', 'TOOLS', 'pipeline_here', 'serve_options', 'tool_options', 'parser', 'parse_sets', 'main', 'run_tool',
+           'run_publish']
 
 # %% ../nbs/08_cli.ipynb #f4930a91
+SERVE_EXTRA = "pip install -c constraints.txt '.[serve]' in the repository (voc_yolo is not on PyPI)"  # what serving needs
 TOOLS = ('compare', 'sweep', 'push', 'pull', 'capacity', 'publish')  # commands around the pipeline: experiments, remotes, replicas
 
 def pipeline_here()->tuple:
@@ -86,8 +88,7 @@ def main(argv:list[str]|None=None)->int:
     "Entry point of the `voc-yolo` command."
     args = parser().parse_args(argv)
     if args.command == 'serve':
-        if getattr(args, 'missing', None): print(f"voc-yolo serve needs {args.missing}: pip install 'voc_yolo[serve]'",
-                                                 file=sys.stderr); return 2
+        if getattr(args, 'missing', None): print(f"voc-yolo serve needs {args.missing}: {SERVE_EXTRA}", file=sys.stderr); return 2
         from voc_yolo.serve.app import serve
         from voc_yolo.serve.settings import Settings, SettingsError, load_settings
         opts = {name: getattr(args, name) for name in Settings.model_fields}
@@ -136,7 +137,7 @@ def run_tool(args)->int:
 def run_publish(args)->int:
     "`voc-yolo publish`: one line naming the new version, or why the folder was refused (exit code 2)."
     try: from voc_yolo.serve.store import publish_folder
-    except ImportError as e: print(f"voc-yolo publish needs {e.name}: pip install 'voc_yolo[serve]'", file=sys.stderr); return 2
+    except ImportError as e: print(f"voc-yolo publish needs {e.name}: {SERVE_EXTRA}", file=sys.stderr); return 2
     from voc_yolo.serve.uploads import UploadError
     try: version = publish_folder(args.models, args.name, args.folder)
     except (UploadError, OSError) as e: print(f'voc-yolo publish: {e}', file=sys.stderr); return 2
