@@ -347,3 +347,41 @@ def test_the_overlays_deploy_the_image_images_yaml_pushes(tmp_path):
     run_step(step('images.yaml', 'build', 'name'), tmp_path, env)
     pushed = out.read_text().strip().split('image=', 1)[1]
     for overlay in ('dev', 'prod'): assert rendered_images(tmp_path/f'k8s/overlays/{overlay}') == {f'{pushed}@{digest}'}, overlay
+
+
+def test_dependabot_keeps_only_what_it_can_do_and_the_refresh_workflow_does_the_rest(tmp_path):
+    """Dependabot: the actions only (item 10). The weekly refresh runs `make lock` and pins the Dockerfiles' base images;
+    its pull-request step, run here on a clean checkout, finds nothing moved and opens nothing."""
+    bot = yaml.safe_load((ROOT/'.github/dependabot.yml').read_text())
+    assert [u['package-ecosystem'] for u in bot['updates']] == ['github-actions'], bot['updates']
+    wf = workflow('refresh.yaml')
+    assert '23 5 * * 1' in [c['cron'] for c in wf[True]['schedule']] and 'workflow_dispatch' in wf[True]
+    refresh = step('refresh.yaml', 'refresh', 'recompile the lock')['run']
+    assert 'make lock' in refresh and 'tools/pin_bases.py deploy/*.Dockerfile' in refresh, refresh
+    assert '\nlock:' in (ROOT/'Makefile').read_text() and (ROOT/'tools/pin_bases.py').is_file()
+    repo = tmp_path/'repo'; shutil.copytree(ROOT/'deploy', repo/'deploy')
+    run('git init -q && git add -A && git -c user.email=t@t -c user.name=t commit -qm base', repo)
+    r = run_step(step('refresh.yaml', 'refresh', 'open a pull request'), repo, {'BRANCH': 'refresh/1', 'GH_TOKEN': ''})
+    assert '::notice::the lock and the base images are current' in r.stdout, r.stdout
+    assert 'refresh/1' not in run('git branch --list', repo).stdout  # no branch, no push, no pull request
+
+
+def test_pin_bases_pins_every_dockerfiles_base_to_a_digest(tmp_path):
+    "tools/pin_bases.py on the repository's Dockerfiles, with a stand-in registry: each ARG BASE_IMAGE gains (or renews) its digest."
+    import importlib.util
+    spec = importlib.util.spec_from_file_location('pin_bases', ROOT/'tools/pin_bases.py')
+    pb = importlib.util.module_from_spec(spec); spec.loader.exec_module(pb)
+    asked = []
+    def registry(tag): asked.append(tag); return 'sha256:' + f'{len(asked):x}' * 64
+    for f in sorted((ROOT/'deploy').glob('*.Dockerfile')):
+        text = f.read_text()
+        pinned = pb.pin(text, registry)
+        tag = pb.BASE_ARG.search(text)[2]
+        assert f'ARG BASE_IMAGE={tag}@sha256:' in pinned and asked[-1] == tag, f.name
+        assert [l for l in pinned.splitlines() if not l.startswith('ARG BASE_IMAGE=')] == \
+               [l for l in text.splitlines() if not l.startswith('ARG BASE_IMAGE=')], f'{f.name}: only the ARG line changes'
+        again = pb.pin(pinned, registry)  # next week: the digest is renewed, not appended
+        assert again.count('@sha256:') == pinned.count('@sha256:') and again != pinned, f.name
+    (tmp_path/'x.Dockerfile').write_text('FROM debian\n')
+    r = run(f'python {ROOT}/tools/pin_bases.py {tmp_path}/x.Dockerfile', tmp_path, check=False)
+    assert r.returncode == 2 and 'has no ARG BASE_IMAGE=<tag> line' in r.stderr, r.stderr
