@@ -141,9 +141,15 @@ def pareto_plot(rows:list[dict], chosen:str)->plt.Figure:
 
 # %% ../nbs/06_quantize.ipynb #f988bf1e
 def drop_export_date(folder:Path)->None:
-    "Remove the export's time that Ultralytics writes into an OpenVINO folder's metadata.yaml: the same params, the same bytes."
+    "Drop the export's time from an OpenVINO folder's metadata.yaml and an ONNX file's metadata: same params, same bytes."
     f = Path(folder)/'metadata.yaml'
     if f.is_file(): f.write_text(re.sub(r"^date: .*\n", '', f.read_text(), flags=re.M))
+    for m in Path(folder).glob('*.onnx') if Path(folder).is_dir() else ():
+        import onnx
+        model = onnx.load(m)
+        kept = [kv for kv in model.metadata_props if kv.key != 'date']
+        if len(kept) < len(model.metadata_props):
+            del model.metadata_props[:]; model.metadata_props.extend(kept); onnx.save(model, m)
 
 def deploy_model(chosen:dict, # the row `choose_deployment` picked
                  p:QuantizeParams)->dict:
