@@ -26,6 +26,22 @@ def test_docs_config_names_pages_that_exist():
     assert len(library) > 40 and listed.count('00_core.ipynb') == 1, listed  # the glob matched the library, once
 
 
+def test_the_docs_build_runs_no_test_cell():
+    """nbdev's docs processing runs every code cell holding an import (exec_show_docs): a test cell with an import among its
+    code would train or export again in every docs build. Imports belong in the notebook's import cell."""
+    import ast
+    import nbformat
+    skip = ('#| export', '#| exporti', '#| exports', '#| default_exp', '#| eval: false', '#| exec_doc')
+    mixed = []
+    for nb in sorted((ROOT/'nbs').glob('[0-9]*.ipynb')):
+        for i, c in enumerate(nbformat.read(nb, 4).cells):
+            if c.cell_type != 'code' or any(d in c.source for d in skip) or 'nbdev_export()' in c.source: continue
+            tree = ast.parse(c.source)
+            imports = any(isinstance(n, (ast.Import, ast.ImportFrom)) for n in ast.walk(tree))
+            if imports and not all(isinstance(n, (ast.Import, ast.ImportFrom)) for n in tree.body): mixed.append(f'{nb.name} cell {i}')
+    assert not mixed, f'test cells that the docs build would run (move their imports to the import cell): {mixed}'
+
+
 def test_nbdev_processes_every_notebook_for_quarto(repo_copy):
     "What `nbdev_docs` does before it calls Quarto: sidebar, module index, and nbdev's processors (show_doc included)."
     code = ('from nbdev.serve import proc_nbs; from nbdev.doclinks import _build_modidx; _build_modidx(); '
