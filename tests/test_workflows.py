@@ -89,8 +89,8 @@ def test_the_digest_build_records_is_the_one_release_signs(tmp_path):
     run_step(step('images.yaml', 'build', "record the candidate's digest"), tmp_path, {'DIGEST': digest})
     run_step(step('images.yaml', 'release', 'digest'), tmp_path, {'GITHUB_OUTPUT': str(tmp_path/'out')})
     assert (tmp_path/'out').read_text() == f'digest={digest}\n'
-    up = next(s for s in workflow('images.yaml')['jobs']['build']['steps'] if 'upload-artifact' in s.get('uses', ''))
     jobs = workflow('images.yaml')['jobs']
+    up = next(s for s in jobs['build']['steps'] if 'upload-artifact' in s.get('uses', ''))
     downs = [s for j in ('test', 'release') for s in jobs[j]['steps'] if 'download-artifact' in s.get('uses', '')]
     assert up['with']['path'] == 'digest.txt' and len(downs) == 2 and all(d['with']['name'] == up['with']['name'] for d in downs)
 
