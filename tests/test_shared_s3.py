@@ -1,5 +1,5 @@
 """The model store's S3 paths against moto's S3 server, in the suite: exclusive version claims (also when replicas race),
-fetch and check into the cache, the ETag scan, retire, and a version written past the upload checks."""
+fetch and check into the cache, the ETag scan, retire, retention, and a version written past the upload checks."""
 import hashlib
 import json
 import shutil
@@ -9,7 +9,7 @@ import uuid
 import pytest
 
 from helpers import BUCKET
-from voc_yolo.serve.shared import CLAIM, MANIFEST, SharedStore, StoreError, fetch, publish, retire
+from voc_yolo.serve.shared import CLAIM, MANIFEST, SharedStore, StoreError, collect_cache, fetch, prune, publish, retire
 from voc_yolo.serve.testing import untrained_onnx
 
 
@@ -47,6 +47,22 @@ def test_fetch_checks_into_the_cache_and_retire_stops_serving(store, upload, tmp
     retire(store, 'mine', 2)
     assert sorted(store.scan()['mine']) == [1] and etag
     assert publish(store, 'mine', upload) == 3  # a retired number is never reused
+
+
+def test_retention_keeps_the_newest_versions_and_collects_claims_and_downloads(store, upload, tmp_path):
+    "On S3 there are no folders: prune deletes objects (manifest first), reads claim ages from LastModified, and lists once."
+    for _ in range(4): publish(store, 'mine', upload)
+    retire(store, 'mine', 3)
+    store._create(store.path('mine', 5, CLAIM), b'{}')  # an upload in progress above the newest: kept
+    for v in (1, 2, 4): fetch(store, 'mine', v)
+    assert prune(store, 'mine', 2) == [1]  # 2 and 4 are the newest complete; 3 (retired) and 5 are above the oldest kept
+    assert publish(store, 'mine', upload) == 6  # numbers are never reused
+    assert prune(store, 'mine', 2) == [2]  # 3, retired a moment ago, waits its grace (it could be an upload still writing)
+    assert prune(store, 'mine', 2, grace_s=0) == [3]
+    assert sorted(store.scan()['mine']) == [4, 6] and store.taken('mine') == [4, 5, 6]
+    store.fs.invalidate_cache()
+    assert not store.fs.exists(store.path('mine', 1, 'model.onnx')) and not store.fs.exists(store.path('mine', 3, CLAIM))
+    assert collect_cache(store, {('mine', 4)}) == 2 and sorted(p.name for p in (tmp_path/'cache/mine').iterdir()) == ['4']
 
 
 def test_a_version_written_past_the_upload_checks_is_refused_on_fetch(store, upload):

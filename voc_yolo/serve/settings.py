@@ -94,6 +94,8 @@ class Settings(BaseSettings):
                                                           'this, 503 with Retry-After (0: derived from the memory limit)')
     keep_loaded: int = Field(2, ge=1, description='versions of one model kept in memory: the newest, and older ones that requests in '
                                                   'flight may hold (older versions are unloaded; their files stay)')
+    keep_versions: int = Field(10, ge=0, description='complete versions of one name kept in the store: after an upload, older ones '
+                                                     '(and retired versions and abandoned claims below them) are removed (0: keep all)')
     drift_window: int = Field(500, ge=1, description='recent images per model kept for the drift tests (bounded memory)')
     drift_min_images: int = Field(30, ge=1, description='fewer images in the window: /drift answers "not enough data"')
     drift_alpha: float = Field(0.05, gt=0, lt=1,

@@ -4,7 +4,7 @@
 
 # %% ../../nbs/10n_serve_shared.ipynb #abec9723
 from __future__ import annotations
-import hashlib, json, os, re, shutil, socket, tempfile, time, uuid
+import collections, contextlib, hashlib, json, os, re, shutil, socket, tempfile, time, uuid
 from pathlib import Path
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
@@ -12,7 +12,7 @@ from .uploads import NAME, UploadError, check_contents, check_upload_files
 
 # %% auto #0
 __all__ = ['MANIFEST', 'CLAIM', 'VERSION', 'StoreError', 'sha256', 'check_folder', 'check_listed', 'SharedStore', 'publish',
-           'fetch', 'retire']
+           'fetch', 'retire', 'prune', 'collect_cache']
 
 # %% ../../nbs/10n_serve_shared.ipynb #4f9ed71c
 MANIFEST, CLAIM = 'manifest.json', 'claim.json'
@@ -136,3 +136,41 @@ def fetch(store:SharedStore, name:str, version:int)->Path:
 def retire(store:SharedStore, name:str, version:int):
     "Stop every replica serving `version` of `name`: its manifest goes; its files stay and its number is never reused."
     store.fs.rm_file(store.path(name, version, MANIFEST))
+
+# %% ../../nbs/10n_serve_shared.ipynb #436540fc
+def prune(store:SharedStore, name:str, keep:int, grace_s:float=3600)->list[int]:
+    "Remove every version of `name` below its `keep` newest complete ones (retired ones and abandoned claims too); the numbers removed."
+    if keep < 1: return []  # 0: keep everything
+    base = store.path(name)
+    try: found = store.fs.find(base, maxdepth=2, detail=True, on_error='raise')  # one listing: every file of every version
+    except FileNotFoundError: return []
+    files = collections.defaultdict(dict)  # {version: {file name: its listing}}
+    for p, info in found.items():
+        parts = p[len(base):].strip('/').split('/')
+        if len(parts) == 2 and VERSION.fullmatch(parts[0]): files[int(parts[0])][parts[1]] = info
+    complete = sorted(v for v, fs in files.items() if MANIFEST in fs)
+    if len(complete) < keep: return []
+    gone = [v for v in sorted(files) if v < complete[-keep] and not _claimed_lately(files[v], grace_s)]
+    for v in gone:  # the manifest first: replicas stop serving it before any of its files goes
+        if MANIFEST in files[v]: store.fs.rm_file(store.path(name, v, MANIFEST))
+        if rest := [store.path(name, v, f) for f in files[v] if f != MANIFEST]: store.fs.rm(rest)
+        with contextlib.suppress(OSError): store.fs.rmdir(store.path(name, v))  # a folder on a disk; nothing to do on S3
+    return gone
+
+def _claimed_lately(files:dict, grace_s:float)->bool:
+    "An incomplete version claimed less than `grace_s` ago: an upload that may still be writing its files."
+    if MANIFEST in files or CLAIM not in files: return False
+    info = files[CLAIM]
+    t = info.get('mtime') or info.get('LastModified') or info.get('created') or 0
+    return time.time() - (t.timestamp() if hasattr(t, 'timestamp') else float(t)) < grace_s
+
+def collect_cache(store:SharedStore, keep:set[tuple[str, int]], grace_s:float=3600)->int:
+    "Remove the replica's downloaded versions not in `keep` ({(name, version)}) and staging folders older than `grace_s`; how many."
+    removed, now = 0, time.time()
+    if not store.cache.is_dir(): return 0
+    for d in sorted(store.cache.glob('*/*')):
+        staging = d.parent.name in ('.part', '.incoming')  # a download or an upload in progress, or left by a killed process
+        if staging and now - d.stat().st_mtime < grace_s: continue
+        if not staging and (store.local or (d.parent.name, int(d.name) if VERSION.fullmatch(d.name) else -1) in keep): continue
+        shutil.rmtree(d, ignore_errors=True); removed += 1
+    return removed

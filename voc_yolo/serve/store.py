@@ -14,7 +14,7 @@ from .settings import Settings
 from .metrics import Metrics
 from .limits import TokenBucket
 from .uploads import UploadError, check_name, check_upload_files, check_contents
-from .shared import SharedStore, StoreError, publish, fetch
+from .shared import SharedStore, StoreError, collect_cache, fetch, prune, publish
 
 log = logging.getLogger('uvicorn.error')
 
@@ -127,9 +127,22 @@ class ModelStore:
             transient = [n for n, versions in sorted(found.items()) if self._serve_newest_good(n, versions)]
             for name in [n for n, m in self.models.items() if m.origin == 'upload' and n not in found]: self._unlist(name)  # all retired
             for name in [n for n in self.failed if n != 'deploy' and n not in found]: del self.failed[name]
+            self._collect_cache()
             self._seen = None if transient else found  # a version the store failed to give: compared again next poll
             if transient: raise StoreError(f'{len(transient)} versions could not be fetched: {self.failed[transient[0]]}')
             return True
+
+    def _prune(self, name:str):
+        "Keep `keep_versions` complete versions of `name` in the store after an upload; a refused delete is logged, never the upload's."
+        try: gone = prune(self.files, name, self.s.keep_versions)
+        except Exception as e:  # noqa: BLE001 - the store refused a listing or a delete: the upload itself is done
+            log.warning(f'model store {self.files.url}: old versions of {name!r} not removed: {type(e).__name__}: {e}'[:500]); return
+        if gone: log.info(f'model store {self.files.url}: removed versions {gone} of {name!r} (keep_versions {self.s.keep_versions})')
+
+    def _collect_cache(self):
+        "Remove this replica's downloads of versions it no longer holds loaded (a cache volume never fills up)."
+        loaded = {(m.name, m.version) for m in [*self.models.values(), *(r for q in self.retired.values() for r in q)]}
+        if n := collect_cache(self.files, loaded): log.info(f'model store {self.files.url}: {n} cached downloads removed')
 
     def load(self)->ModelStore:
         "Load and warm up the pipeline's model and the newest version of every stored one; each that fails is in `failed`."
@@ -199,6 +212,7 @@ class ModelStore:
                 pred.file = fetch(self.files, name, version)/pred.file.name
                 self._swap(served := self._served(name, version, 'upload', pred))
                 self._seen = None  # the store changed since this replica's last listing: the next poll compares in full
+                self._prune(name)
             return served
         finally: shutil.rmtree(tmp, ignore_errors=True)
 
