@@ -111,6 +111,9 @@ peers: install ## LitServe and BentoML for make bench-serve, each in a venv of i
 attacks: install ## hostile requests, one at a time, against `voc-yolo serve` on models/deploy: answer, peak RSS, worst /health latency
 	python benchmarks/hostile.py battery --json runs/hostile/battery.json
 
+faults: install ## store and replica faults one at a time over moto's S3 behind a fault proxy, predictions running: what is served, lost requests, /ready, peak RSS
+	python benchmarks/faults.py --json runs/faults/faults.json
+
 soak: install ## 5 minutes of valid predictions with every attack in rotation: failures, RSS growth, /health p99 (targets: 0, +15%, 100 ms)
 	python benchmarks/hostile.py soak --seconds 300 --json runs/hostile/soak.json
 
@@ -213,4 +216,4 @@ shellcheck: ## shellcheck, which actionlint runs over the workflows' scripts (De
 lab: install ## JupyterLab on the notebooks
 	jupyter lab --ServerApp.root_dir=. --ServerApp.default_url=/lab/tree/nbs $$([ "$$(id -u)" = 0 ] && echo --allow-root)
 
-.PHONY: system-deps shellcheck help install hooks pipeline export clean-nbs readme lint nbtest pytest test check-clean bench-data bench-train bench-resume serve bench-serve bench-processes wrk attacks soak fuzz docs browser lab prometheus haproxy k8s-lint k8s-image monitor loadtest lock wheelhouse docker-base docker-serve test-docker push pull sweep compare register promote gpu-wheels
+.PHONY: system-deps shellcheck help install hooks pipeline export clean-nbs readme lint nbtest pytest test check-clean bench-data bench-train bench-resume serve bench-serve bench-processes wrk attacks soak faults fuzz docs browser lab prometheus haproxy k8s-lint k8s-image monitor loadtest lock wheelhouse docker-base docker-serve test-docker push pull sweep compare register promote gpu-wheels

@@ -57,6 +57,7 @@ class SharedStore:
         default = Path(self.root)/'.cache' if self.local else Path(tempfile.gettempdir())/f'voc-yolo-store-{key}'
         self.cache = Path(cache_dir) if cache_dir else default
         self.ignored = None  # what the last scan left out (no <name>/<version>); None until a scan has listed the store
+        self.had_files = False  # an earlier scan listed files: a store that now lists none is gone or emptied, not empty
         self._exclusive = True if self.local else None  # O_EXCL on a disk; elsewhere probed before the first claim
 
     def path(self, *parts)->str: return '/'.join([self.root, *map(str, parts)])
@@ -65,10 +66,10 @@ class SharedStore:
         "Every complete version by name, `{name: {version: its manifest's ETag or mtime}}`, from one fresh listing of the store."
         self.fs.invalidate_cache()  # s3fs caches listings: another replica's upload would stay unseen
         if self.local and os.path.exists(self.root) and not os.path.isdir(self.root): raise NotADirectoryError(f'{self.url}: not a folder')
-        try: found = self.fs.find(self.root, maxdepth=3, detail=True, on_error='raise')  # a refused listing is an error, not "empty"
-        except FileNotFoundError:
-            if self.ignored is not None: raise StoreError(f'{self.url}: gone (an earlier poll listed it)') from None
-            return {}  # a store no one has written to yet
+        try: found = self.listing(self.root, 3)
+        except FileNotFoundError: found = {}  # a folder not made yet, or moved away
+        if not found and self.had_files: raise StoreError(f'{self.url}: gone or emptied (an earlier poll listed files there)')
+        self.had_files |= bool(found)  # else: a store no one has written to yet
         out, self.ignored = {}, []
         for p, info in found.items():
             parts = p[len(self.root):].strip('/').split('/')
@@ -76,6 +77,11 @@ class SharedStore:
             if not (NAME.fullmatch(parts[0]) and VERSION.fullmatch(parts[1])): self.ignored.append('/'.join(parts[:2])); continue
             out.setdefault(parts[0], {})[int(parts[1])] = str(info.get('ETag') or info.get('mtime') or info.get('LastModified'))
         return out
+
+    def listing(self, path:str, depth:int)->dict[str, dict]:
+        "Every file below `path`, `depth` levels deep at most on a disk, with its details; a refused listing raises, never reads as empty."
+        if self.local: return self.fs.find(path, maxdepth=depth, detail=True, on_error='raise')  # fsspec's walk omits errors unless told
+        return self.fs.find(path, detail=True)  # an object store: one recursive listing (paged), not one per folder; errors raise
 
     def taken(self, name:str)->list[int]:
         "Every version number of `name` claimed so far, complete or not: none is taken twice (what is no version is not counted)."
@@ -142,7 +148,7 @@ def prune(store:SharedStore, name:str, keep:int, grace_s:float=3600)->list[int]:
     "Remove every version of `name` below its `keep` newest complete ones (retired ones and abandoned claims too); the numbers removed."
     if keep < 1: return []  # 0: keep everything
     base = store.path(name)
-    try: found = store.fs.find(base, maxdepth=2, detail=True, on_error='raise')  # one listing: every file of every version
+    try: found = store.listing(base, 2)  # every file of every version of `name`, in one listing
     except FileNotFoundError: return []
     files = collections.defaultdict(dict)  # {version: {file name: its listing}}
     for p, info in found.items():
