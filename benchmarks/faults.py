@@ -3,7 +3,8 @@ proxy, one injected fault at a time, with valid predictions running throughout.
 
 Each case records what was served before and after (name@version), the valid requests answered, failed and left
 unanswered (a client waits the service's request deadline plus 5 s), what /ready said during the fault and after it,
-the store-poll counters, and the replica's peak RSS; then it checks the case's expectation (PASS / FAIL).
+the store-poll counters, the S3 calls by kind (in the JSON), and the replica's peak RSS (the kernel's VmHWM); then it
+checks the case's expectation (PASS / FAIL).
 
 Cases: listing-denied (403 AccessDenied on every listing after a good poll), 5xx (503 SlowDown on every S3 call,
 an upload meanwhile), slow (each S3 call 1 s late), half-manifest (a version whose manifest.json is cut halfway),
@@ -30,10 +31,11 @@ import urllib.parse
 import uuid
 from pathlib import Path
 
-import psutil
 import requests
 
+from hostile import memory_kb
 from voc_yolo.harness import ServiceProcess, free_port
+from voc_yolo.serve.testing import jpeg
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN, BUCKET, DEADLINE_S = 'faults-token', 'faults', 5.0
@@ -162,15 +164,6 @@ class Load(threading.Thread):
         return {'ok': ok, 'failed': len(self.results) - ok - unanswered, 'unanswered': unanswered}
 
 
-class PeakRSS(threading.Thread):
-    "The peak resident memory of a process, sampled every 0.1 s while the block runs."
-    def __init__(self, pid:int): super().__init__(daemon=True); self.p, self.peak, self.stop = psutil.Process(pid), 0, threading.Event()
-    def run(self):
-        while not self.stop.wait(0.1): self.peak = max(self.peak, self.p.memory_info().rss)
-    def __enter__(self): self.start(); return self
-    def __exit__(self, *exc): self.stop.set(); self.join()
-
-
 # ---- the cases: each injects one fault with valid predictions running, and says what it expects --------------------
 class Bench:
     "moto's S3, the fault proxy, the store's prefix and replica A (uploads `m` version 1 first); `hold` s per fault."
@@ -184,8 +177,7 @@ class Bench:
         self.s3 = boto3.client('s3', endpoint_url=f'http://127.0.0.1:{port}'); self.s3.create_bucket(Bucket=BUCKET)
         self.proxy = FaultProxy(port); threading.Thread(target=self.proxy.serve_forever, daemon=True).start()
         self.prefix = f'store-{uuid.uuid4().hex[:8]}'; self.store = f's3://{BUCKET}/{self.prefix}'
-        import cv2, numpy as np
-        self.jpeg = cv2.imencode('.jpg', np.random.default_rng(0).integers(0, 255, (96, 128, 3), dtype=np.uint8))[1].tobytes()
+        self.jpeg = jpeg(128, 96)
         self.a = replica(tmp, 'a', self.proxy, self.store, model)
         assert upload(self.a, model).status_code == 201, 'the first upload failed'
 
@@ -198,15 +190,17 @@ class Bench:
 
     def case(self, name:str, inject, expect)->dict:
         "Run `inject(during)` with predictions on `m` and `deploy` running; `during()` samples /ready and the served models."
-        before, polls0, seen = served(self.a), polls(self.a), {}
+        before, polls0, calls0, seen = served(self.a), polls(self.a), dict(self.proxy.calls), {}
         def during(): seen.update(served=served(self.a), ready=ready(self.a))
-        t = time.monotonic()
-        with PeakRSS(self.a.proc.pid) as rss, Load(self.a, self.jpeg) as load:
+        t, pid = time.monotonic(), self.a.proc.pid
+        Path(f'/proc/{pid}/clear_refs').write_text('5')  # reset the kernel's peak (VmHWM) to the current RSS, as make attacks does
+        with Load(self.a, self.jpeg) as load:
             facts = inject(during) or {}
-        after, polls1 = served(self.a), polls(self.a)
+        after, polls1, peak_kb = served(self.a), polls(self.a), memory_kb(pid, 'VmHWM')
         row = dict(case=name, before=before, during=seen.get('served'), after=after, requests=load.tally(),
                    ready_during=seen.get('ready'), ready_after=ready(self.a),
-                   polls={k: polls1.get(k, 0) - polls0.get(k, 0) for k in polls1}, peak_rss_mb=round(rss.peak / 2**20),
+                   polls={k: polls1.get(k, 0) - polls0.get(k, 0) for k in polls1}, peak_rss_mb=round(peak_kb / 1024),
+                   s3_calls={k: n - calls0.get(k, 0) for k, n in self.proxy.calls.items()},
                    seconds=round(time.monotonic() - t, 1), **{'notes': '', **facts})
         row['verdict'] = 'PASS' if expect(row) and row['requests']['unanswered'] == 0 else 'FAIL'
         return row
