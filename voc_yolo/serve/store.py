@@ -73,7 +73,11 @@ class ModelStore:
         self._closed.set()
         for t in (getattr(self, '_loader', None), getattr(self, '_poller', None)):
             if t: t.join(timeout)
-        for m in [*self.models.values(), *(r for q in self.retired.values() for r in q)]: m.batcher.close()
+        for m in self._loaded(): m.batcher.close()
+
+    def _loaded(self)->list[ServedModel]:
+        "Every version in memory: each name's served one, and the replaced ones that requests in flight may still hold."
+        return [*self.models.values(), *(r for q in self.retired.values() for r in q)]
 
     def _swap(self, served:ServedModel):
         "List `served` under its name; the version it replaces stays loaded for requests that hold it."
@@ -141,7 +145,7 @@ class ModelStore:
 
     def _collect_cache(self):
         "Remove this replica's downloads of versions it no longer holds loaded (a cache volume never fills up)."
-        loaded = {(m.name, m.version) for m in [*self.models.values(), *(r for q in self.retired.values() for r in q)]}
+        loaded = {(m.name, m.version) for m in self._loaded()}
         if n := collect_cache(self.files, loaded): log.info(f'model store {self.files.url}: {n} cached downloads removed')
 
     def load(self)->ModelStore:
